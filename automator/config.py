@@ -1,0 +1,298 @@
+"""Configuration: one frozen :class:`Settings`, validated once at start, passed explicitly.
+
+The file format is the contract of DESIGN §3. Validation is done by pydantic (strict
+models, ``extra="forbid"``) because it reports *every* problem with its key path in one
+go, which is exactly what a user fixing a config file needs; we only reword its messages
+so that each names the key path and the fix.
+
+Secrets are never stored here: the settings hold the *name* of an environment variable or
+the *path* of a file, and :func:`read_secret` reads the value at the moment of use (so a
+rotated, file-mounted token is picked up without a restart, and a Settings object can be
+logged whole without leaking anything).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from automator.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "Author",
+    "GitSettings",
+    "HttpSettings",
+    "RegistrySettings",
+    "Settings",
+    "config_path",
+    "load_settings",
+    "parse_duration",
+    "read_secret",
+    "settings_from_mapping",
+]
+
+DEFAULT_CONFIG_FILE = "automator.yaml"
+
+_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|s|m|h))+?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``5m``, ``30s``, ``1h30m``, ``250ms`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    text = value.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m, 1h or 1h30m")
+    return total
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Author(_Model):
+    """Commit author (and committer) of every automation commit."""
+
+    name: str = "Automator"
+    email: str = "automator@example.com"
+
+
+class SecretRef(_Model):
+    """Where a secret lives; never the secret itself."""
+
+    env: str | None = None
+    file: Path | None = None
+
+
+class GitSettings(_Model):
+    """The config repository: where to read manifests and push commits."""
+
+    url: str
+    branch: str = "main"
+    push_branch: str | None = None
+    paths: tuple[str, ...] = ()
+    author: Author = Author()
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    ssh_key_file: Path | None = None
+    known_hosts_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if re.match(r"^(file|git|https?|ssh)://", url) or re.match(r"^[\w.-]+@[\w.-]+:", url):
+            return url
+        raise ValueError(
+            f"{url!r} is not a supported git URL; use file://, git://, http://, https://, "
+            "ssh:// or user@host:path"
+        )
+
+    @field_validator("paths")
+    @classmethod
+    def _check_paths(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        for p in paths:
+            if Path(p).is_absolute() or ".." in Path(p).parts:
+                raise ValueError(f"{p!r} must be a path inside the repository (relative, no '..')")
+        return paths
+
+    @property
+    def target_branch(self) -> str:
+        """The branch commits are pushed to (``push_branch``, default ``branch``)."""
+        return self.push_branch or self.branch
+
+    @property
+    def password(self) -> SecretRef:
+        return SecretRef(env=self.password_env, file=self.password_file)
+
+
+class RegistrySettings(_Model):
+    """How to reach one registry host (as written in image references)."""
+
+    host: str
+    url: str | None = None
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    docker_config: Path | None = None
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^/]+", url):
+            raise ValueError(f"{url!r} must start with http:// or https:// and name a host")
+        return url.rstrip("/") if url is not None else None
+
+    @property
+    def base_url(self) -> str:
+        """API base URL: the configured one, else https://<host>."""
+        return self.url or f"https://{self.host}"
+
+    @property
+    def password(self) -> SecretRef:
+        return SecretRef(env=self.password_env, file=self.password_file)
+
+
+class HttpSettings(_Model):
+    """The daemon's own HTTP endpoints."""
+
+    listen: str = "127.0.0.1:8080"
+    webhook_secret_env: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, listen: str) -> str:
+        if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}", listen):
+            raise ValueError(f"{listen!r} must be host:port, e.g. 127.0.0.1:8080")
+        return listen
+
+
+class Settings(_Model):
+    """Everything the product needs to know, validated once."""
+
+    git: GitSettings
+    registries: tuple[RegistrySettings, ...] = ()
+    interval: Duration = 300.0
+    http: HttpSettings = HttpSettings()
+    batch_window: Duration = 5.0
+    workdir: Path | None = Field(
+        default=None,
+        description="where the working clone lives; default $XDG_CACHE_HOME/automator",
+    )
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    push_retries: int = Field(default=3, ge=0, le=20)
+
+    def registry_for(self, host: str) -> RegistrySettings | None:
+        """The configured entry for an image host as written, if any."""
+        for reg in self.registries:
+            if reg.host == host:
+                return reg
+        return None
+
+    @property
+    def clone_dir(self) -> Path:
+        """Where the working clone lives."""
+        if self.workdir is not None:
+            return self.workdir
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(cache) / "automator" / "repo"
+
+
+def config_path(explicit: str | None) -> Path:
+    """``--config``, else ``$AUTOMATOR_CONFIG``, else ``./automator.yaml``."""
+    return Path(explicit or os.environ.get("AUTOMATOR_CONFIG") or DEFAULT_CONFIG_FILE)
+
+
+def read_secret(ref: SecretRef, *, key: str) -> str | None:
+    """The secret's value, read now; ConfigError naming ``key`` when it cannot be read."""
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise ConfigError(
+                f"{key}_env: environment variable {ref.env} is not set; export it or remove the key"
+            )
+        return value
+    if ref.file is not None:
+        try:
+            return ref.file.expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{key}_file: cannot read {ref.file} ({exc.strerror}); fix the path"
+            ) from exc
+    return None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read, parse and validate the configuration file; ConfigError on any problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"configuration file {path} not found; pass --config FILE or set AUTOMATOR_CONFIG"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"configuration file {path} must be a mapping with at least a 'git' key "
+            "(see README: Configuration)"
+        )
+    settings = settings_from_mapping(data, source=str(path))
+    _check_secrets(settings)
+    return settings
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> Settings:
+    """Validate an already-parsed mapping (used by tests and the demo)."""
+    try:
+        return Settings.model_validate(_lists_to_tuples(data), strict=False)
+    except ValidationError as exc:
+        problems = [_describe(err) for err in exc.errors()]
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def _lists_to_tuples(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _lists_to_tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_lists_to_tuples(v) for v in value)
+    return value
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "json-or-python")) or part in {"tuple", "list"}:
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _describe(err: Any) -> str:
+    key = _key_path(tuple(err["loc"]))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {key}; remove it or correct its spelling (see README: Configuration)"
+    if kind == "missing":
+        return f"required key {key} is missing; add it"
+    msg = str(err["msg"]).removeprefix("Value error, ").replace("valid tuple", "list")
+    return f"key {key}: {msg} (got {err.get('input')!r})"
+
+
+def _check_secrets(settings: Settings) -> None:
+    """Fail at start, not mid-cycle, when a referenced secret is missing."""
+    read_secret(settings.git.password, key="git.password")
+    for i, reg in enumerate(settings.registries):
+        read_secret(reg.password, key=f"registries[{i}].password")
