@@ -1,0 +1,256 @@
+"""Command line: argument parsing, output formatting and exit codes; nothing else.
+
+Exit codes (DESIGN §2): 0 success; 1 the run finished but some workloads failed;
+2 bad usage or bad configuration (the message names the key and the fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import structlog
+
+from automator import __version__
+from automator.config import Settings, config_path, load_settings
+from automator.daemon import run_daemon
+from automator.engine import TRAILER, CycleResult, Engine, Evaluation
+from automator.errors import AutomatorError, ConfigError
+from automator.log import configure_logging
+
+__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+log = structlog.get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $AUTOMATOR_CONFIG, then ./automator.yaml)",
+    )
+    common.add_argument("--log-format", choices=("json", "console"), default="console")
+    common.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="automator",
+        description="GitOps image-update automator: new registry tags -> policy -> Git commit.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"automator {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    once = sub.add_parser(
+        "once", parents=[common], help="one full cycle: fetch, scan, update, commit, push"
+    )
+    once.add_argument(
+        "--dry-run", action="store_true", help="compute and print changes, write nothing"
+    )
+
+    plan = sub.add_parser(
+        "plan", parents=[common], help="what `once` would change, writing nothing"
+    )
+    plan.add_argument("--output", choices=("text", "json"), default="text")
+
+    images = sub.add_parser(
+        "images", parents=[common], help="every automated container and its candidates"
+    )
+    images.add_argument("--output", choices=("text", "json"), default="text")
+
+    sub.add_parser("run", parents=[common], help="the daemon: run `once` every `interval`")
+
+    history = sub.add_parser(
+        "history", parents=[common], help="the audit trail, read back from the Git log"
+    )
+    history.add_argument("--output", choices=("text", "json"), default="text")
+    history.add_argument("--limit", type=int, default=100, help="commits to read (default 100)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``automator`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_format, level=args.log_level)
+    out = sys.stdout
+    try:
+        settings = load_settings(config_path(args.config))
+        log.info("config_loaded", **_settings_summary(settings))
+        return _dispatch(args, settings, out)
+    except ConfigError:
+        return EXIT_CONFIG
+    except AutomatorError:
+        return EXIT_FAILED
+
+
+def _settings_summary(settings: Settings) -> dict[str, Any]:
+    """What is worth logging once at start; secrets are references, never values."""
+    return {
+        "git_url": _redact_url(settings.git.url),
+        "branch": settings.git.branch,
+        "push_branch": settings.git.target_branch,
+        "paths": list(settings.git.paths),
+        "registries": [r.host for r in settings.registries],
+        "interval_s": settings.interval,
+        "workdir": str(settings.clone_dir),
+    }
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        userinfo, host = rest.split("@", 1)
+        return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.command == "run":
+        return run_daemon(settings)
+    engine = Engine.from_settings(settings)
+    try:
+        if args.command == "once":
+            result = engine.run_once(dry_run=args.dry_run)
+            _print_cycle(result, out, dry_run=args.dry_run)
+            return EXIT_OK if result.ok else EXIT_FAILED
+        if args.command == "history":
+            return _history(engine, out, output=args.output, limit=args.limit)
+        evaluation = engine.evaluate()
+        if args.command == "plan":
+            _print_plan(evaluation, out, output=args.output)
+        else:
+            _print_images(evaluation, out, output=args.output)
+        return EXIT_OK if not evaluation.failures else EXIT_FAILED
+    finally:
+        engine.close()
+
+
+def _print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
+    verb = "would update" if dry_run else "updated"
+    for c in result.changes:
+        print(
+            f"{verb} {c.field.file} {c.field.kind}/{c.field.name} {c.field.container}: "
+            f"{c.current} -> {c.new}",
+            file=out,
+        )
+    for f in result.failures:
+        print(f"FAILED {f.subject}: {f.message}", file=out)
+    tail = f", commit {result.commit}" if result.commit else ""
+    print(
+        f"{len(result.changes)} {verb}, {result.unchanged} unchanged, "
+        f"{len(result.failures)} failed{tail}",
+        file=out,
+    )
+
+
+def _print_plan(evaluation: Evaluation, out: TextIO, *, output: str) -> None:
+    changes = evaluation.changes
+    if output == "json":
+        json.dump([c.as_dict() for c in changes], out, indent=2)
+        out.write("\n")
+        return
+    for c in changes:
+        ns = c.field.namespace or "-"
+        print(
+            f"{c.field.file}  {c.field.kind}/{ns}/{c.field.name}  {c.field.container}  "
+            f"{c.current} -> {c.new}  ({c.field.policy})",
+            file=out,
+        )
+    for f in evaluation.failures:
+        print(f"FAILED {f.subject}: {f.message}", file=out)
+    print(
+        f"{len(changes)} to update, {evaluation.unchanged} unchanged, "
+        f"{len(evaluation.failures)} failed",
+        file=out,
+    )
+
+
+_RECENT = 5
+
+
+def _print_images(evaluation: Evaluation, out: TextIO, *, output: str) -> None:
+    rows: list[dict[str, Any]] = []
+    for r in evaluation.results:
+        f = r.field
+        candidates = list(r.selection.candidates) if r.selection else []
+        rows.append(
+            {
+                "file": f.file,
+                "workload": f"{f.kind}/{f.namespace or '-'}/{f.name}",
+                "container": f.container,
+                "current": f.image,
+                "policy": f.policy,
+                "newest": candidates[0] if candidates else None,
+                "new": r.new,
+                "recent": candidates[:_RECENT],
+                "error": r.failure.message if r.failure else None,
+            }
+        )
+    if output == "json":
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return
+    for row in rows:
+        print(f"{row['file']}  {row['workload']}  {row['container']}", file=out)
+        print(f"    current: {row['current']}", file=out)
+        print(f"    policy:  {row['policy']}", file=out)
+        if row["error"]:
+            print(f"    error:   {row['error']}", file=out)
+            continue
+        print(
+            f"    newest:  {row['newest'] or '(no eligible tag)'}"
+            + ("  <- will update" if row["new"] else ""),
+            file=out,
+        )
+        if row["recent"]:
+            print(f"    recent:  {', '.join(row['recent'])}", file=out)
+
+
+def _history(engine: Engine, out: TextIO, *, output: str, limit: int) -> int:
+    engine.repo.sync()
+    entries: list[dict[str, Any]] = []
+    for commit in engine.repo.log(limit, grep_trailer=TRAILER):
+        for key, value in commit.trailers:
+            if key != TRAILER:
+                continue
+            entries.append(
+                {
+                    "commit": commit.sha,
+                    "date": commit.date.isoformat(),
+                    "author": commit.author_name,
+                    **_parse_trailer(value),
+                }
+            )
+    if output == "json":
+        json.dump(entries, out, indent=2)
+        out.write("\n")
+    else:
+        for e in entries:
+            print(
+                f"{e['commit'][:10]} {e['date']} {e['file']} {e['workload']} "
+                f"{e['container']}: {e['old']} -> {e['new']}",
+                file=out,
+            )
+    return EXIT_OK
+
+
+def _parse_trailer(value: str) -> dict[str, str]:
+    """``<file> <kind>/<ns>/<name> <container> <old> -> <new>`` back into fields."""
+    parts = value.split()
+    if len(parts) == 6 and parts[4] == "->":
+        file, workload, container, old, _, new = parts
+        return {"file": file, "workload": workload, "container": container, "old": old, "new": new}
+    return {"file": "", "workload": "", "container": "", "old": "", "new": value}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
