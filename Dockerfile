@@ -1,0 +1,24 @@
+# Automator daemon image. Build: docker build -t automator .
+# Run:   docker run -v $PWD/automator.yaml:/etc/automator/automator.yaml automator
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY automator ./automator
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+# git for GitPython, openssh-client for ssh:// remotes; nothing else.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 automator
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 10001
+ENV AUTOMATOR_CONFIG=/etc/automator/automator.yaml \
+    XDG_CACHE_HOME=/home/automator/.cache \
+    PYTHONUNBUFFERED=1
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz')" || exit 1
+ENTRYPOINT ["automator"]
+CMD ["run", "--log-format", "json"]
