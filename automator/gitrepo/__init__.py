@@ -1,0 +1,18 @@
+"""Git I/O for the automator: the only package that imports GitPython.
+
+:class:`GitRepo` keeps one working clone an exact copy of the remote branch
+(:meth:`~GitRepo.sync`), commits exactly the files it is given as the configured author
+and committer (:meth:`~GitRepo.commit`), pushes with race detection
+(:meth:`~GitRepo.push` raises :class:`~automator.errors.PushRejected` when someone else
+pushed first) and reads the audit trail back (:meth:`~GitRepo.log`).
+
+Credentials are never written to disk or logged: they travel per command in the
+environment (see ``_env``), and every message naming a remote is redacted.
+"""
+
+from __future__ import annotations
+
+from automator.gitrepo._log import CommitInfo
+from automator.gitrepo._repo import GitRepo
+
+__all__ = ["CommitInfo", "GitRepo"]

@@ -1,0 +1,386 @@
+"""The working clone of the config repository: sync, commit, push, log.
+
+Every git command goes through :meth:`GitRepo._run`, which adds the per-command
+environment (credentials, prompts off, see ``_env``), a timeout for network commands, and
+translates :class:`git.GitCommandError` into our error tree with redacted messages.
+
+Push-branch behaviour (``git.push_branch`` different from ``git.branch``) follows Flux v2's
+image-automation-controller with its default ``GitForcePushBranch`` feature gate: the
+push branch is always *the checkout branch's tip plus our commit*. It is created when it
+does not exist and overwritten when it does, so it never goes stale relative to the
+checkout branch and never accumulates conflicting automation commits. Two refinements:
+
+- the overwrite is a ``--force-with-lease`` against the push branch's tip seen by the
+  last :meth:`sync` (or "must not exist"), so a concurrent writer makes our push fail
+  with :class:`PushRejected` instead of being silently clobbered;
+- :meth:`commit` returns ``None`` when the push branch already holds exactly this change
+  on top of the current checkout tip, so a pending, unmerged update is not re-committed
+  and force-pushed every cycle (the churn reported in fluxcd/flux2#3384).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import git
+import structlog
+
+from automator.config import GitSettings, read_secret
+from automator.errors import ConfigError, GitError, PushRejected
+from automator.gitrepo._env import GitEnv, build_git_env
+from automator.gitrepo._errors import GitFailure, classify
+from automator.gitrepo._log import LOG_FORMAT, CommitInfo, parse_log
+from automator.gitrepo._urls import is_http, is_ssh, parse_remote_url, redact
+
+__all__ = ["GitRepo"]
+
+log = structlog.get_logger(__name__)
+
+_REMOTE = "origin"
+_NETWORK_TIMEOUT = 300.0
+
+
+class GitRepo:
+    """One working clone, owned by this process, kept an exact copy of the remote branch.
+
+    The work tree is disposable: :meth:`sync` throws away anything a killed earlier run
+    left behind, so a commit only ever contains what :meth:`commit` was asked to stage.
+    """
+
+    def __init__(
+        self, settings: GitSettings, workdir: Path, *, timeout: float = _NETWORK_TIMEOUT
+    ) -> None:
+        self._settings = settings
+        self._workdir = workdir.expanduser().absolute()
+        self._timeout = timeout
+        self._remote = parse_remote_url(settings.url)
+        self._display_url = redact(settings.url)
+        self._git = git.Git(str(self._workdir))
+        # Tip of the push branch seen by the last sync (None: it does not exist); only
+        # used when push_branch differs from branch, as the --force-with-lease value.
+        self._push_branch_tip: str | None = None
+        if self._remote.password is not None:
+            log.warning(
+                "git_url_contains_password",
+                url=self._display_url,
+                fix="move the secret to git.password_env or git.password_file",
+            )
+
+    @property
+    def path(self) -> Path:
+        """The work tree (files the manifests layer reads and rewrites)."""
+        return self._workdir
+
+    # ------------------------------------------------------------------ public API
+
+    def sync(self) -> str:
+        """Make the work tree an exact copy of the remote branch; return the HEAD sha.
+
+        Clones when the work tree is missing, otherwise fetches incrementally (a healthy
+        clone is never re-cloned). Then checks out ``branch``, ``reset --hard`` to the
+        remote tip and ``clean -ffdx``. A changed ``git.url`` is applied with set-url.
+        """
+        env = self._env()
+        self._prepare_workdir(env)
+        branch = self._settings.branch
+        refspecs = [f"+refs/heads/{branch}:refs/remotes/{_REMOTE}/{branch}"]
+        push_branch = self._settings.target_branch
+        switch = push_branch != branch
+        if switch:
+            self._push_branch_tip = self._remote_tip(push_branch, env)
+            if self._push_branch_tip is not None:
+                refspecs.append(f"+refs/heads/{push_branch}:refs/remotes/{_REMOTE}/{push_branch}")
+            else:
+                self._run("update-ref", "-d", f"refs/remotes/{_REMOTE}/{push_branch}", env=env)
+        self._run(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            _REMOTE,
+            *refspecs,
+            env=env,
+            operation="fetch",
+            network=True,
+        )
+        tracking = f"refs/remotes/{_REMOTE}/{branch}"
+        self._run("checkout", "--quiet", "--force", "-B", branch, tracking, env=env)
+        self._run("reset", "--quiet", "--hard", tracking, env=env)
+        self._run("clean", "-ffdx", "--quiet", env=env)
+        head = self._rev_parse("HEAD", env)
+        log.info(
+            "git_fetch",
+            url=self._display_url,
+            branch=branch,
+            head=head,
+            push_branch=push_branch if switch else None,
+            push_branch_tip=self._push_branch_tip if switch else None,
+        )
+        return head
+
+    def commit(self, message: str, files: Sequence[str]) -> str | None:
+        """Commit exactly ``files`` (repo-relative) as the configured author and committer.
+
+        Returns the new sha, or ``None`` when there is nothing to commit: the staged tree
+        equals HEAD's, or (push branch mode) the push branch already holds this very
+        change on top of the current checkout tip.
+        """
+        paths = [_checked_path(f) for f in files]
+        env = self._env()
+        # Start from HEAD's index so nothing staged by anyone else rides along.
+        self._run("reset", "--quiet", env=env)
+        if paths:
+            literal = {**env.env, "GIT_LITERAL_PATHSPECS": "1"}
+            self._run("add", "--all", "--", *paths, env=GitEnv(literal, env.secrets))
+        tree = self._run("write-tree", env=env)
+        if tree == self._rev_parse("HEAD^{tree}", env):
+            log.info("git_commit_skipped", reason="no_change", files=len(paths))
+            return None
+        if self._push_branch_already_has(tree, env):
+            log.info(
+                "git_commit_skipped",
+                reason="push_branch_up_to_date",
+                push_branch=self._settings.target_branch,
+                files=len(paths),
+            )
+            return None
+        author = self._settings.author
+        identity = {
+            "GIT_AUTHOR_NAME": author.name,
+            "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_COMMITTER_NAME": author.name,
+            "GIT_COMMITTER_EMAIL": author.email,
+        }
+        self._run(
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--no-gpg-sign",
+            "--cleanup=whitespace",
+            "--message",
+            message,
+            env=GitEnv({**env.env, **identity}, env.secrets),
+            operation="commit",
+        )
+        sha = self._rev_parse("HEAD", env)
+        log.info("git_commit", sha=sha, files=len(paths), branch=self._settings.branch)
+        return sha
+
+    def push(self) -> None:
+        """Push HEAD to ``refs/heads/<target_branch>``.
+
+        Same branch: a plain fast-forward push; losing the race is :class:`PushRejected`.
+        Push branch: overwrite with a lease on the tip seen by :meth:`sync` (Flux's force
+        push, minus clobbering a concurrent writer).
+        """
+        env = self._env()
+        target = self._settings.target_branch
+        args = ["push", "--quiet", "--no-verify", "--porcelain"]
+        switch = target != self._settings.branch
+        if switch:
+            args.append(f"--force-with-lease=refs/heads/{target}:{self._push_branch_tip or ''}")
+        args += [_REMOTE, f"HEAD:refs/heads/{target}"]
+        head = self._rev_parse("HEAD", env)
+        try:
+            self._run(*args, env=env, operation="push", network=True, branch=target)
+        except PushRejected:
+            log.warning("git_push_rejected", url=self._display_url, branch=target, head=head)
+            raise
+        if switch:
+            self._push_branch_tip = head
+        log.info("git_push", url=self._display_url, branch=target, head=head)
+
+    def log(self, max_count: int = 100, *, grep_trailer: str | None = None) -> list[CommitInfo]:
+        """Commits on the current branch, newest first; trailers parsed back.
+
+        With ``grep_trailer``, only commits carrying a trailer with that key (compared
+        case-insensitively, as git does). git's ``--grep`` pre-filters; the exact check
+        is on the parsed trailers, and we page until ``max_count`` commits match.
+        """
+        if max_count <= 0:
+            return []
+        env = self._env()
+        if self._run("rev-parse", "--verify", "--quiet", "HEAD", env=env, check=False) == "":
+            return []
+        args = ["log", "-z", f"--format={LOG_FORMAT}", f"--max-count={max_count}"]
+        if grep_trailer is not None:
+            args += ["--regexp-ignore-case", "--extended-regexp", f"--grep=^{_ere(grep_trailer)}:"]
+        found: list[CommitInfo] = []
+        skip = 0
+        while len(found) < max_count:
+            batch = parse_log(
+                self._run(*args, f"--skip={skip}", "HEAD", env=env, strip=False, operation="log")
+            )
+            found += [
+                c
+                for c in batch
+                if grep_trailer is None
+                or any(k.lower() == grep_trailer.lower() for k, _ in c.trailers)
+            ]
+            if len(batch) < max_count:
+                break
+            skip += len(batch)
+        return found[:max_count]
+
+    # ------------------------------------------------------------------ internals
+
+    def _env(self) -> GitEnv:
+        """Per-command environment; the password is read now (rotated secrets apply)."""
+        s = self._settings
+        password = read_secret(s.password, key="git.password")
+        username = s.username
+        if is_http(self._remote.clean):
+            password = password if password is not None else self._remote.password
+            username = username if username is not None else self._remote.username
+            if password and not username:
+                raise ConfigError(
+                    "git.username: required when git.password_env or git.password_file is "
+                    "set for an http(s) remote; add it (any non-empty name works for tokens)"
+                )
+        return build_git_env(
+            self._remote,
+            username=username,
+            password=password,
+            ssh_key_file=s.ssh_key_file if is_ssh(self._remote.clean) else None,
+            known_hosts_file=s.known_hosts_file if is_ssh(self._remote.clean) else None,
+        )
+
+    def _prepare_workdir(self, env: GitEnv) -> None:
+        """Ensure a usable repository with ``origin`` = the configured (clean) URL."""
+        wd = self._workdir
+        dot_git = wd / ".git"
+        if dot_git.is_dir() and not self._is_healthy_repo(env):
+            log.warning("git_workdir_broken", workdir=str(wd), action="reclone")
+            shutil.rmtree(wd)
+        if wd.exists() and not dot_git.exists() and any(wd.iterdir()):
+            raise GitError(
+                f"work directory {wd} exists, is not empty and is not a git clone; "
+                "empty it or point workdir at another directory"
+            )
+        if not dot_git.exists():
+            wd.mkdir(parents=True, exist_ok=True)
+            self._run("init", "--quiet", f"--initial-branch={self._settings.branch}", env=env)
+            self._run("remote", "add", _REMOTE, self._remote.clean, env=env)
+            log.info("git_clone", url=self._display_url, workdir=str(wd))
+            return
+        current = self._run("config", "--get", f"remote.{_REMOTE}.url", env=env, check=False)
+        if current == "":
+            self._run("remote", "add", _REMOTE, self._remote.clean, env=env)
+        elif current != self._remote.clean:
+            self._run("remote", "set-url", _REMOTE, self._remote.clean, env=env)
+            log.info(
+                "git_remote_url_changed",
+                old_url=redact(current),
+                url=self._display_url,
+                workdir=str(wd),
+            )
+
+    def _is_healthy_repo(self, env: GitEnv) -> bool:
+        """The work tree is a repository of its own (not a parent's), and not corrupt."""
+        # A killed git leaves its lock behind and blocks every later command; we are the
+        # only user of this clone, so a lock at start is always stale.
+        (self._workdir / ".git" / "index.lock").unlink(missing_ok=True)
+        top = self._run("rev-parse", "--show-toplevel", env=env, check=False)
+        return top != "" and Path(top).resolve() == self._workdir.resolve()
+
+    def _remote_tip(self, branch: str, env: GitEnv) -> str | None:
+        out = self._run(
+            "ls-remote",
+            "--heads",
+            _REMOTE,
+            f"refs/heads/{branch}",
+            env=env,
+            operation="ls-remote",
+            network=True,
+            branch=branch,
+        )
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref == f"refs/heads/{branch}":
+                return sha
+        return None
+
+    def _push_branch_already_has(self, tree: str, env: GitEnv) -> bool:
+        if self._settings.target_branch == self._settings.branch or not self._push_branch_tip:
+            return False
+        tip = self._push_branch_tip
+        parent = self._run("rev-parse", "--verify", "--quiet", f"{tip}^", env=env, check=False)
+        tip_tree = self._run(
+            "rev-parse", "--verify", "--quiet", f"{tip}^{{tree}}", env=env, check=False
+        )
+        return tip_tree == tree and parent == self._rev_parse("HEAD", env)
+
+    def _rev_parse(self, rev: str, env: GitEnv) -> str:
+        return self._run("rev-parse", "--verify", "--quiet", rev, env=env)
+
+    def _run(
+        self,
+        *args: str,
+        env: GitEnv,
+        operation: str | None = None,
+        network: bool = False,
+        branch: str | None = None,
+        check: bool = True,
+        strip: bool = True,
+    ) -> str:
+        """Run one git command in the work tree; stdout as text.
+
+        ``check=False`` returns ``""`` on failure instead of raising (for probes).
+        Failures of network commands are classified (unreachable, auth, rejected...);
+        local ones become :class:`GitError` naming the command.
+        """
+        kwargs: dict[str, Any] = {
+            "env": dict(env.env),
+            "strip_newline_in_stdout": strip,
+        }
+        if network:
+            kwargs["kill_after_timeout"] = self._timeout
+        try:
+            out: str = self._git.execute(["git", *args], **kwargs)
+        except git.GitCommandError as exc:
+            if not check:
+                return ""
+            op = operation or args[0]
+            output = redact(f"{_text(exc.stderr)}\n{_text(exc.stdout)}", env.secrets)
+            failure = GitFailure(
+                operation=op,
+                remote=self._display_url,
+                output=output,
+                branch=branch or self._settings.branch,
+                ssh=is_ssh(self._remote.clean),
+            )
+            error = classify(failure)
+            log.warning(
+                "git_command_failed",
+                operation=op,
+                url=self._display_url,
+                error=str(error),
+                error_type=type(error).__name__,
+            )
+            raise error from exc
+        return out
+
+
+def _text(value: object) -> str:
+    """git's output from a GitCommandError, without GitPython's ``  stderr: '...'`` wrapper."""
+    text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value or "")
+    match = re.fullmatch(r"\s*std(?:err|out): '(.*)'\s*", text, flags=re.DOTALL)
+    return match.group(1) if match else text
+
+
+def _ere(text: str) -> str:
+    """``text`` as a literal inside a POSIX extended regular expression."""
+    return "".join(f"\\{c}" if c in r".[]{}()\*+?^$|" else c for c in text)
+
+
+def _checked_path(rel: str) -> str:
+    """A repo-relative path, refused when absolute or escaping the repository."""
+    p = PurePosixPath(rel.replace(os.sep, "/"))
+    if not rel or p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"{rel!r} is not a path inside the repository (relative, no '..')")
+    return str(p)
