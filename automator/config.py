@@ -19,7 +19,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -119,6 +127,19 @@ class GitSettings(_Model):
             if Path(p).is_absolute() or ".." in Path(p).parts:
                 raise ValueError(f"{p!r} must be a path inside the repository (relative, no '..')")
         return paths
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> GitSettings:
+        has_password = self.password_env is not None or self.password_file is not None
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("set git.password_env or git.password_file, not both")
+        url_has_user = "@" in self.url.partition("://")[2].split("/", 1)[0]
+        if has_password and self.username is None and not url_has_user:
+            raise ValueError(
+                "git.password_env/password_file needs git.username (for tokens, any "
+                "non-empty user name your Git host accepts, e.g. git)"
+            )
+        return self
 
     @property
     def target_branch(self) -> str:

@@ -101,6 +101,18 @@ def test_settings_are_frozen() -> None:
         ({"git": {"url": "file:///x", "paths": ["../etc"]}}, "inside the repository"),
         ({**MINIMAL, "registries": [{"host": "r", "url": "r:5000"}]}, "registries[0].url"),
         ({**MINIMAL, "http": {"listen": "8080"}}, "key http.listen"),
+        ({"git": {"url": "http://h/r.git", "password_env": "T"}}, "needs git.username"),
+        (
+            {
+                "git": {
+                    "url": "http://h/r.git",
+                    "username": "u",
+                    "password_env": "T",
+                    "password_file": "/t",
+                }
+            },
+            "not both",
+        ),
     ],
 )
 def test_bad_configuration_names_the_key_and_the_fix(
@@ -136,7 +148,9 @@ def test_a_referenced_secret_that_is_not_set_fails_at_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NOT_SET_TOKEN", raising=False)
-    path = write(tmp_path, "git: {url: 'http://h/r.git', password_env: NOT_SET_TOKEN}\n")
+    path = write(
+        tmp_path, "git: {url: 'http://h/r.git', username: u, password_env: NOT_SET_TOKEN}\n"
+    )
     with pytest.raises(ConfigError, match=r"git\.password_env: environment variable NOT_SET_TOKEN"):
         load_settings(path)
 
@@ -150,7 +164,7 @@ def test_secrets_are_read_from_env_or_file_and_never_kept_in_settings(
     settings = settings_from_mapping(
         {
             **MINIMAL,
-            "git": {"url": "http://h/r.git", "password_file": str(secret_file)},
+            "git": {"url": "http://h/r.git", "username": "u", "password_file": str(secret_file)},
             "registries": [{"host": "r:1", "password_env": "REG_PW"}],
         }
     )
