@@ -1,0 +1,633 @@
+"""The Registry HTTP API v2 client: tag lists and manifest digests, with auth and retries.
+
+Design notes (the *why*):
+
+* One ``httpx.Client`` per distinct TLS setting, shared by all threads: the engine lists
+  tags for many repositories at once from a thread pool, and pooled keep-alive
+  connections are what make that fast. Shared mutable state (tokens, learned auth
+  schemes, cached Docker credentials) sits behind one lock, never held during I/O.
+* Authentication is learned, not configured: the first 401 tells us whether a registry
+  wants Basic or a Bearer token (and where the token server is). Afterwards credentials
+  or tokens are sent up front, so a scan of N repositories costs N token fetches at most,
+  not N extra 401 round trips.
+* Errors are translated here, at the boundary, into the product's tree: refused
+  credentials -> :class:`RegistryAuthError`, 404 -> :class:`RegistryNotFound`,
+  network/429/5xx/garbage -> :class:`RegistryUnavailable`. Transient failures are retried
+  a few times with jittered exponential backoff before they are reported.
+* Secrets never reach a log line or an exception message: messages name the registry,
+  repository and configuration key, never a header value.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import random
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NoReturn
+
+import httpx
+import structlog
+
+from automator.config import RegistrySettings, Settings, read_secret
+from automator.errors import (
+    ConfigError,
+    RegistryAuthError,
+    RegistryNotFound,
+    RegistryUnavailable,
+)
+from automator.images import DOCKER_HUB, ImageRef
+from automator.registry._auth import (
+    Challenge,
+    Credentials,
+    docker_config_path,
+    load_docker_credentials,
+    parse_challenges,
+)
+
+__all__ = ["MANIFEST_MEDIA_TYPES", "RegistryClient"]
+
+_log = structlog.get_logger(__name__)
+
+MANIFEST_MEDIA_TYPES: tuple[str, ...] = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+"""Sent in ``Accept`` on every manifest request. Without them Distribution 2.8 converts
+the manifest to schema 1 (a different digest) and answers 404 for OCI content."""
+
+DOCKER_HUB_API = "https://registry-1.docker.io"
+"""Where Docker Hub's Registry API lives (``docker.io`` itself only redirects)."""
+
+_PAGE_SIZE = 1000
+_MAX_REDIRECTS = 5
+_BACKOFF_BASE = 0.25
+_BACKOFF_CAP = 4.0
+_MAX_RETRY_AFTER = 30.0
+"""A Retry-After longer than this is not slept through: we give up at once and hand the
+hint to the engine (via ``retry_after``), which can schedule the next attempt itself."""
+_DEFAULT_TOKEN_TTL = 60.0
+_CREDENTIALS_TTL = 300.0
+"""Docker credential helpers are subprocesses; their answer is reused this long."""
+_LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
+_DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
+
+
+@dataclass(frozen=True)
+class _Registry:
+    """Where and how to reach one registry, resolved from the settings once per call."""
+
+    key: str
+    """Canonical host (``docker.io``, ``127.0.0.1:5001``): cache key and name in messages."""
+    base_url: str
+    settings: RegistrySettings | None
+    index: int | None
+
+    @property
+    def origin(self) -> tuple[str, str, int | None]:
+        return _origin(httpx.URL(self.base_url))
+
+    @property
+    def insecure(self) -> bool:
+        return self.base_url.startswith("http://")
+
+    @property
+    def config_hint(self) -> str:
+        """Which configuration to fix when credentials are wrong or missing."""
+        if self.index is None:
+            return (
+                f"add a registries entry for host {self.key} with username/password_env "
+                "or docker_config"
+            )
+        return f"check registries[{self.index}].username/password_env or docker_config"
+
+
+@dataclass
+class _Token:
+    value: str = field(repr=False)
+    expires_at: float
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host, url.port or default)
+
+
+class RegistryClient:
+    """Read-only client for the Registry HTTP API v2 (Distribution, Docker Hub, GHCR, ...).
+
+    Safe to share between threads. ``transport`` replaces the network (tests pass an
+    ``httpx.MockTransport``); ``sleep`` and ``clock`` replace time so that backoff and
+    token expiry can be tested without waiting.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._timeout = httpx.Timeout(timeout)
+        self._retries = max(0, retries)
+        self._sleep = sleep
+        self._clock = clock
+        connections = max(16, settings.max_concurrency)
+        self._limits = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=connections
+        )
+        self._lock = threading.Lock()
+        # Separate, because reading Docker credentials may run a helper subprocess and
+        # must not stall token and client lookups of the other threads meanwhile.
+        self._credentials_lock = threading.Lock()
+        self._clients: dict[str | None, httpx.Client] = {}
+        self._tokens: dict[tuple[str, str], _Token] = {}
+        self._challenges: dict[str, Challenge] = {}
+        self._credentials_cache: dict[str, tuple[Credentials | None, float]] = {}
+        self._closed = False
+
+    # -- public API ---------------------------------------------------------------------
+
+    def list_tags(self, image: ImageRef) -> list[str]:
+        """Every tag of the image's repository, following ``Link`` pages to the end.
+
+        Order is the registry's; duplicates across pages are dropped.
+        """
+        reg = self._registry(image)
+        repo = image.repository
+        url = httpx.URL(f"{reg.base_url}/v2/{repo}/tags/list", params={"n": _PAGE_SIZE})
+        tags: dict[str, None] = {}
+        seen: set[str] = set()
+        pages = 0
+        while True:
+            seen.add(str(url))
+            resp = self._request(reg, repo, "GET", url, what=f"repository {image.name}")
+            pages += 1
+            for tag in self._parse_tags(reg, image, resp):
+                tags.setdefault(tag, None)
+            next_url = _next_link(resp)
+            if next_url is None:
+                break
+            if _origin(next_url) != reg.origin:
+                raise RegistryUnavailable(
+                    f"registry {reg.key}: the tag list of {repo} links to another host "
+                    f"({next_url.host}); refusing to follow it with our credentials"
+                )
+            if str(next_url) in seen:
+                raise RegistryUnavailable(
+                    f"registry {reg.key}: the tag list of {repo} pages in a loop; "
+                    "the registry's Link header is broken"
+                )
+            url = next_url
+        _log.debug(
+            "registry_tags_listed", registry=reg.key, repository=repo, tags=len(tags), pages=pages
+        )
+        return list(tags)
+
+    def digest(self, image: ImageRef, tag: str) -> str:
+        """The manifest digest behind ``tag`` (what ``docker pull image:tag`` would get).
+
+        Uses HEAD and ``Docker-Content-Digest``; falls back to hashing the manifest body
+        for registries that omit the header.
+        """
+        reg = self._registry(image)
+        repo = image.repository
+        url = httpx.URL(f"{reg.base_url}/v2/{repo}/manifests/{tag}")
+        what = f"image {image.name}:{tag}"
+        accept = ", ".join(MANIFEST_MEDIA_TYPES)
+        resp = self._request(reg, repo, "HEAD", url, what=what, accept=accept)
+        value = resp.headers.get("Docker-Content-Digest")
+        if not value:
+            resp = self._request(reg, repo, "GET", url, what=what, accept=accept)
+            value = resp.headers.get("Docker-Content-Digest") or (
+                "sha256:" + hashlib.sha256(resp.content).hexdigest()
+            )
+        if not _DIGEST_RE.fullmatch(value):
+            raise RegistryUnavailable(
+                f"registry {reg.key}: {what} has a malformed digest {value[:80]!r}"
+            )
+        return str(value)
+
+    def close(self) -> None:
+        """Close every pooled connection; the client cannot be used afterwards."""
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+            self._closed = True
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- registry resolution ------------------------------------------------------------
+
+    def _registry(self, image: ImageRef) -> _Registry:
+        written = image.host or DOCKER_HUB
+        conf = self._settings.registry_for(written) or self._settings.registry_for(image.registry)
+        index = None
+        if conf is not None:
+            index = next(i for i, r in enumerate(self._settings.registries) if r is conf)
+        if conf is not None and conf.url is not None:
+            base = conf.url
+        elif image.registry == DOCKER_HUB:
+            base = DOCKER_HUB_API
+        else:
+            base = f"https://{written}"
+        return _Registry(key=image.registry, base_url=base, settings=conf, index=index)
+
+    def _client(self, reg: _Registry) -> httpx.Client:
+        ca_file = reg.settings.ca_file if reg.settings is not None else None
+        key = str(ca_file) if ca_file is not None and self._transport is None else None
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("RegistryClient is closed")
+            client = self._clients.get(key)
+            if client is None:
+                verify: ssl.SSLContext | bool = True
+                if ca_file is not None and self._transport is None:
+                    verify = self._ssl_context(reg, ca_file.expanduser())
+                client = httpx.Client(
+                    transport=self._transport,
+                    verify=verify,
+                    timeout=self._timeout,
+                    limits=self._limits,
+                    follow_redirects=False,
+                    headers={"User-Agent": "automator"},
+                )
+                self._clients[key] = client
+            return client
+
+    @staticmethod
+    def _ssl_context(reg: _Registry, ca_file: Path) -> ssl.SSLContext:
+        """The default trust store plus the registry's own CA (an extra CA, not a replacement)."""
+        ctx = httpx.create_ssl_context()
+        try:
+            ctx.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"registries[{reg.index}].ca_file: cannot load CA certificates from {ca_file} "
+                f"({exc.__class__.__name__}); point it at a PEM file"
+            ) from exc
+        return ctx
+
+    # -- credentials --------------------------------------------------------------------
+
+    def _credentials(self, reg: _Registry) -> Credentials | None:
+        """Configured username/password first, else the Docker config file, else none.
+
+        Passwords are read at the moment of use (a rotated, file-mounted secret is picked
+        up); Docker helper answers are cached briefly because each is a subprocess.
+        """
+        conf = reg.settings
+        if conf is not None and conf.username:
+            password = read_secret(conf.password, key=f"registries[{reg.index}].password")
+            return Credentials(username=conf.username, password=password or "")
+        now = self._clock()
+        with self._credentials_lock:
+            cached = self._credentials_cache.get(reg.key)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+            path = docker_config_path(conf.docker_config if conf is not None else None)
+            creds = None
+            if path is not None:
+                key = f"registries[{reg.index}].docker_config"
+                creds = load_docker_credentials(path, reg.key, key=key)
+            self._credentials_cache[reg.key] = (creds, now + _CREDENTIALS_TTL)
+        return creds
+
+    def _auth_header(self, reg: _Registry, repo: str, scope: str) -> str | None:
+        """What to send up front, from what earlier challenges taught us about ``reg``."""
+        now = self._clock()
+        with self._lock:
+            token = self._tokens.get((reg.key, scope))
+            if token is not None and token.expires_at > now:
+                return f"Bearer {token.value}"
+            challenge = self._challenges.get(reg.key)
+        if challenge is None:
+            return None
+        if challenge.scheme == "bearer":
+            return f"Bearer {self._fetch_token(reg, repo, scope, challenge)}"
+        creds = self._credentials(reg)
+        return creds.basic_header() if creds is not None and not creds.identity_token else None
+
+    def _answer_challenge(
+        self, reg: _Registry, repo: str, scope: str, resp: httpx.Response
+    ) -> None:
+        """Learn from a 401 how ``reg`` wants to be authenticated; raise if we cannot comply."""
+        challenges = parse_challenges(resp.headers.get_list("www-authenticate"))
+        by_scheme = {c.scheme: c for c in challenges}
+        challenge = by_scheme.get("bearer") or by_scheme.get("basic")
+        if challenge is None:
+            raise RegistryAuthError(
+                f"registry {reg.key}: access to {repo} was refused and no supported "
+                f"authentication challenge was offered; {reg.config_hint}"
+            )
+        if challenge.scheme == "basic":
+            creds = self._credentials(reg)
+            if creds is None or creds.identity_token:
+                raise RegistryAuthError(
+                    f"registry {reg.key}: {repo} requires credentials and none are "
+                    f"configured; {reg.config_hint}"
+                )
+        with self._lock:
+            self._challenges[reg.key] = challenge
+            self._tokens.pop((reg.key, scope), None)
+        _log.debug(
+            "registry_auth_challenge", registry=reg.key, repository=repo, scheme=challenge.scheme
+        )
+
+    def _fetch_token(self, reg: _Registry, repo: str, scope: str, challenge: Challenge) -> str:
+        """Get (and cache until it expires) a bearer token for ``scope`` from the realm."""
+        realm = challenge.params.get("realm", "")
+        try:
+            realm_url = httpx.URL(realm)
+        except httpx.InvalidURL:
+            realm_url = httpx.URL("")
+        if realm_url.scheme not in ("http", "https") or not realm_url.host:
+            raise RegistryAuthError(
+                f"registry {reg.key}: its token challenge has no usable realm URL "
+                f"({realm[:100]!r}); the registry's auth configuration is broken"
+            )
+        if realm_url.scheme != "https" and not reg.insecure:
+            raise RegistryAuthError(
+                f"registry {reg.key}: refusing to fetch a token from a plain-http realm "
+                f"({realm_url.host}) for an https registry; fix the registry's token realm"
+            )
+        scopes = [scope]
+        if challenge.params.get("scope") and challenge.params["scope"] != scope:
+            scopes.append(challenge.params["scope"])
+        params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in scopes]
+        if "service" in challenge.params:
+            params.insert(0, ("service", challenge.params["service"]))
+        creds = self._credentials(reg)
+        headers: dict[str, str] = {}
+        if creds is not None and creds.identity_token:
+            # Docker's OAuth2 flow: the identity token is a refresh token, exchanged by POST.
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": "automator",
+                "scope": " ".join(scopes),
+            }
+            if "service" in challenge.params:
+                form["service"] = challenge.params["service"]
+            resp = self._send(reg, repo, "POST", realm_url, headers, data=form)
+        else:
+            if creds is not None:
+                headers["Authorization"] = creds.basic_header()
+            resp = self._send(reg, repo, "GET", realm_url.copy_merge_params(params), headers)
+        if resp.status_code in (401, 403):
+            raise RegistryAuthError(
+                f"registry {reg.key}: credentials for {repo} were refused by the token "
+                f"service at {realm_url.host}; {reg.config_hint}"
+            )
+        if not resp.is_success:
+            raise RegistryAuthError(
+                f"registry {reg.key}: the token service at {realm_url.host} answered "
+                f"HTTP {resp.status_code} for {repo}; {reg.config_hint}"
+            )
+        data = _json(reg, resp, what=f"token response for {repo}")
+        if not isinstance(data, dict):
+            data = {}
+        token = data.get("token") or data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise RegistryUnavailable(
+                f"registry {reg.key}: the token service at {realm_url.host} sent no token "
+                f"for {repo}"
+            )
+        ttl = data.get("expires_in")
+        expires_in = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else _DEFAULT_TOKEN_TTL
+        # Renew a little early so a token never expires between our check and its use.
+        expires_at = self._clock() + expires_in - min(5.0, expires_in / 10)
+        with self._lock:
+            self._tokens[(reg.key, scope)] = _Token(value=token, expires_at=expires_at)
+        _log.debug(
+            "registry_token_fetched", registry=reg.key, repository=repo, expires_in=expires_in
+        )
+        return token
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def _request(
+        self,
+        reg: _Registry,
+        repo: str,
+        method: str,
+        url: httpx.URL,
+        *,
+        what: str,
+        accept: str | None = None,
+    ) -> httpx.Response:
+        """One API call with authentication, redirects and retries; errors translated."""
+        scope = f"repository:{repo}:pull"
+        for attempt in range(2):
+            headers = {"Accept": accept} if accept else {}
+            auth = self._auth_header(reg, repo, scope)
+            if auth is not None:
+                headers["Authorization"] = auth
+            resp = self._follow(reg, repo, method, url, headers)
+            if resp.status_code != 401 or attempt == 1:
+                break
+            self._answer_challenge(reg, repo, scope, resp)
+        if resp.status_code in (401, 403):
+            has_creds = self._credentials(reg) is not None
+            verb = "were refused" if has_creds else "are required"
+            raise RegistryAuthError(
+                f"registry {reg.key}: credentials for {repo} {verb} "
+                f"(HTTP {resp.status_code}); {reg.config_hint}"
+            )
+        if resp.status_code == 404:
+            raise RegistryNotFound(
+                f"registry {reg.key}: {what} not found (HTTP 404); check the image name "
+                "and tag (some registries also answer 404 for private repositories "
+                "without credentials)"
+            )
+        if not resp.is_success:
+            raise RegistryNotFound(
+                f"registry {reg.key}: request for {what} rejected with HTTP "
+                f"{resp.status_code}{_error_code(resp)}; check the image name"
+            )
+        return resp
+
+    def _follow(
+        self, reg: _Registry, repo: str, method: str, url: httpx.URL, headers: dict[str, str]
+    ) -> httpx.Response:
+        """Send, following redirects by hand so credentials never cross to another host."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            resp = self._send(reg, repo, method, url, headers)
+            location = resp.headers.get("Location")
+            if not resp.is_redirect or not location:
+                return resp
+            url = resp.url.join(location)
+            if _origin(url) != reg.origin:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        raise RegistryUnavailable(
+            f"registry {reg.key}: too many redirects for {repo}; check registries url"
+        )
+
+    def _send(
+        self,
+        reg: _Registry,
+        repo: str,
+        method: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        *,
+        data: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One HTTP exchange, retried with backoff on network errors, 429 and 5xx."""
+        client = self._client(reg)
+        attempt = 0
+        while True:
+            cause: BaseException | None = None
+            retry_after: float | None = None
+            try:
+                resp = client.request(method, url, headers=headers, data=data)
+            except httpx.TransportError as exc:
+                if _is_tls_verify_error(exc):
+                    hint = (
+                        f"set registries[{reg.index}].ca_file"
+                        if reg.index is not None
+                        else "add a registries entry with ca_file"
+                    )
+                    raise RegistryUnavailable(
+                        f"registry {reg.key}: TLS certificate of {url.host} is not trusted; "
+                        f"{hint} to the CA that signed it"
+                    ) from exc
+                cause = exc
+                failure = RegistryUnavailable(
+                    f"registry {reg.key}: cannot reach {url.host} for {repo} "
+                    f"({type(exc).__name__}); check the network or registries url"
+                )
+            else:
+                if resp.status_code != 429 and resp.status_code < 500:
+                    return resp
+                retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
+                reason = "rate limited" if resp.status_code == 429 else "server error"
+                failure = RegistryUnavailable(
+                    f"registry {reg.key}: {reason} (HTTP {resp.status_code}) for {repo}; "
+                    "try again later",
+                    retry_after=retry_after,
+                )
+            if attempt >= self._retries or (
+                retry_after is not None and retry_after > _MAX_RETRY_AFTER
+            ):
+                _raise(failure, cause)
+            delay = retry_after if retry_after is not None else _backoff(attempt)
+            attempt += 1
+            _log.warning(
+                "registry_request_retry",
+                registry=reg.key,
+                repository=repo,
+                attempt=attempt,
+                delay=round(delay, 3),
+                reason=str(failure),
+            )
+            self._sleep(delay)
+
+    def _parse_tags(self, reg: _Registry, image: ImageRef, resp: httpx.Response) -> list[str]:
+        data = _json(reg, resp, what=f"tag list of {image.repository}")
+        tags = data.get("tags", ()) if isinstance(data, dict) else ()
+        if tags is None:  # an empty repository: Distribution sends "tags": null
+            return []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise RegistryUnavailable(
+                f"registry {reg.key}: the tag list of {image.repository} is not "
+                '{"tags": [strings]}; the registry (or a proxy in front of it) sent garbage'
+            )
+        return tags
+
+
+def _raise(failure: RegistryUnavailable, cause: BaseException | None) -> NoReturn:
+    if cause is not None:
+        raise failure from cause
+    raise failure
+
+
+def _json(reg: _Registry, resp: httpx.Response, *, what: str) -> Any:
+    try:
+        return json.loads(resp.content)
+    except ValueError as exc:
+        raise RegistryUnavailable(
+            f"registry {reg.key}: the {what} is not valid JSON "
+            f"(HTTP {resp.status_code}, {len(resp.content)} bytes); "
+            "the registry or a proxy in front of it sent something else"
+        ) from exc
+
+
+def _error_code(resp: httpx.Response) -> str:
+    """The registry's own error code (``NAME_INVALID``...), to make messages actionable."""
+    try:
+        errors = json.loads(resp.content).get("errors") or []
+        code = errors[0].get("code")
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return ""
+    return f" {code}" if isinstance(code, str) and code.isupper() else ""
+
+
+def _next_link(resp: httpx.Response) -> httpx.URL | None:
+    """The ``rel="next"`` target of the Link header, resolved against the request URL."""
+    for header in resp.headers.get_list("link"):
+        for match in _LINK_RE.finditer(header):
+            for param in match.group(2).split(";"):
+                name, _, value = param.partition("=")
+                if name.strip().lower() == "rel" and "next" in value.strip().strip('"').split():
+                    return resp.request.url.join(match.group(1).strip())
+    return None
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter, so many workers do not retry in lockstep."""
+    return float(min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+def _is_tls_verify_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
