@@ -30,22 +30,41 @@ EXIT_CONFIG = 2
 log = structlog.get_logger(__name__)
 
 
-def _parser() -> argparse.ArgumentParser:
+_DEFAULTS = {"config": None, "log_format": "console", "log_level": "info"}
+
+
+def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after the command name.
+
+    Subcommands get ``SUPPRESS`` defaults so that an option given before the command
+    (``automator --config f once``) is not overwritten by the subcommand's default.
+    """
     common = argparse.ArgumentParser(add_help=False)
+
+    def default(name: str) -> object:
+        return argparse.SUPPRESS if suppress else _DEFAULTS[name]
+
     common.add_argument(
         "--config",
         metavar="FILE",
+        default=default("config"),
         help="configuration file (default: $AUTOMATOR_CONFIG, then ./automator.yaml)",
     )
-    common.add_argument("--log-format", choices=("json", "console"), default="console")
+    common.add_argument("--log-format", choices=("json", "console"), default=default("log_format"))
     common.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=default("log_level"),
     )
+    return common
 
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common_options(suppress=True)
     parser = argparse.ArgumentParser(
         prog="automator",
         description="GitOps image-update automator: new registry tags -> policy -> Git commit.",
-        parents=[common],
+        parents=[_common_options(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"automator {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -86,9 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(config_path(args.config))
         log.info("config_loaded", **_settings_summary(settings))
         return _dispatch(args, settings, out)
-    except ConfigError:
+    except ConfigError as exc:
+        print(f"automator: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except AutomatorError:
+    except AutomatorError as exc:
+        print(f"automator: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -138,8 +159,7 @@ def _print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
     verb = "would update" if dry_run else "updated"
     for c in result.changes:
         print(
-            f"{verb} {c.field.file} {c.field.kind}/{c.field.name} {c.field.container}: "
-            f"{c.current} -> {c.new}",
+            f"{verb} {c.field.file} {c.field.ref} {c.field.container}: {c.current} -> {c.new}",
             file=out,
         )
     for f in result.failures:

@@ -54,10 +54,6 @@ TRAILER = "Automator-Update"
 """Git trailer key of every change line; ``history`` reads the audit trail back from it."""
 
 
-def _object_id(f: ImageField) -> str:
-    return f"{f.kind}/{f.namespace or '-'}/{f.name}"
-
-
 @dataclass(frozen=True)
 class PlannedChange:
     """One image value to rewrite."""
@@ -72,7 +68,7 @@ class PlannedChange:
     @property
     def trailer(self) -> str:
         f = self.field
-        return f"{f.file} {_object_id(f)} {f.container} {f.image} -> {self.new}"
+        return f"{f.file} {f.ref} {f.container} {f.image} -> {self.new}"
 
     def as_dict(self) -> dict[str, object]:
         """The ``plan --output json`` element (DESIGN §2)."""
@@ -156,7 +152,7 @@ def commit_message(changes: Sequence[PlannedChange]) -> str:
     else:
         subject = f"Update {len(changes)} images"
     body = [
-        f"- {c.field.file}: {_object_id(c.field)} {c.field.container}: {c.current} -> {c.new}"
+        f"- {c.field.file}: {c.field.ref} {c.field.container}: {c.current} -> {c.new}"
         for c in changes
     ]
     trailers = [f"{TRAILER}: {c.trailer}" for c in changes]
@@ -273,7 +269,7 @@ class Engine:
         log.info(
             "update_planned",
             file=f.file,
-            workload=_object_id(f),
+            workload=f.ref,
             container=f.container,
             current=f.image,
             new=new,
@@ -282,12 +278,12 @@ class Engine:
         return FieldResult(f, policy, selection, new=new)
 
     def _fail(self, f: ImageField, exc: AutomatorError) -> Failure:
-        subject = f"{f.file}: {_object_id(f)} container {f.container}"
+        subject = f"{f.file}: {f.ref} container {f.container}"
         failure = Failure(subject, str(exc), transient=isinstance(exc, TransientError))
         log.warning(
             "workload_failed",
             file=f.file,
-            workload=_object_id(f),
+            workload=f.ref,
             container=f.container,
             error=str(exc),
             transient=failure.transient,
