@@ -20,10 +20,11 @@ checkout branch and never accumulates conflicting automation commits. Two refine
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -136,7 +137,16 @@ class GitRepo:
         self._run("reset", "--quiet", env=env)
         if paths:
             literal = {**env.env, "GIT_LITERAL_PATHSPECS": "1"}
-            self._run("add", "--all", "--", *paths, env=GitEnv(literal, env.secrets))
+            # Paths and message go through files, not argv: a cycle that updates thousands
+            # of workloads would exceed the kernel's per-argument and total argv limits.
+            with self._scratch("pathspec", "\0".join(paths)) as pathspec:
+                self._run(
+                    "add",
+                    "--all",
+                    f"--pathspec-from-file={pathspec}",
+                    "--pathspec-file-nul",
+                    env=GitEnv(literal, env.secrets),
+                )
         tree = self._run("write-tree", env=env)
         if tree == self._rev_parse("HEAD^{tree}", env):
             log.info("git_commit_skipped", reason="no_change", files=len(paths))
@@ -156,20 +166,30 @@ class GitRepo:
             "GIT_COMMITTER_NAME": author.name,
             "GIT_COMMITTER_EMAIL": author.email,
         }
-        self._run(
-            "commit",
-            "--quiet",
-            "--no-verify",
-            "--no-gpg-sign",
-            "--cleanup=whitespace",
-            "--message",
-            message,
-            env=GitEnv({**env.env, **identity}, env.secrets),
-            operation="commit",
-        )
+        with self._scratch("message", message) as message_file:
+            self._run(
+                "commit",
+                "--quiet",
+                "--no-verify",
+                "--no-gpg-sign",
+                "--cleanup=whitespace",
+                f"--file={message_file}",
+                env=GitEnv({**env.env, **identity}, env.secrets),
+                operation="commit",
+            )
         sha = self._rev_parse("HEAD", env)
         log.info("git_commit", sha=sha, files=len(paths), branch=self._settings.branch)
         return sha
+
+    @contextlib.contextmanager
+    def _scratch(self, name: str, text: str) -> Iterator[str]:
+        """A temporary file inside ``.git`` (never in the work tree, so never committed)."""
+        path = self._workdir / ".git" / f"automator-{name}"
+        path.write_text(text, encoding="utf-8")
+        try:
+            yield str(path)
+        finally:
+            path.unlink(missing_ok=True)
 
     def push(self) -> None:
         """Push HEAD to ``refs/heads/<target_branch>``.
