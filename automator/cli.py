@@ -163,7 +163,7 @@ def _print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
             file=out,
         )
     for f in result.failures:
-        print(f"FAILED {f.subject}: {f.message}", file=out)
+        print(f"FAILED {f}", file=out)
     tail = f", commit {result.commit}" if result.commit else ""
     print(
         f"{len(result.changes)} {verb}, {result.unchanged} unchanged, "
@@ -186,7 +186,7 @@ def _print_plan(evaluation: Evaluation, out: TextIO, *, output: str) -> None:
             file=out,
         )
     for f in evaluation.failures:
-        print(f"FAILED {f.subject}: {f.message}", file=out)
+        print(f"FAILED {f}", file=out)
     print(
         f"{len(changes)} to update, {evaluation.unchanged} unchanged, "
         f"{len(evaluation.failures)} failed",

@@ -95,6 +95,12 @@ class Failure:
     message: str
     transient: bool = False
 
+    def __str__(self) -> str:
+        """``subject: message``, without repeating a subject the message already names."""
+        if self.message.startswith(self.subject):
+            return self.message
+        return f"{self.subject}: {self.message}"
+
     def as_dict(self) -> dict[str, object]:
         return {"subject": self.subject, "error": self.message, "transient": self.transient}
 
