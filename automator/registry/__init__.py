@@ -1,4 +1,4 @@
-"""Registry HTTP API v2 client: tag lists and manifest digests.
+"""Registry HTTP API v2 client: tag lists, manifest digests (per platform) and creation times.
 
 The only package that imports ``httpx`` and ``docker``. Everything it raises belongs to
 :mod:`automator.errors` (``RegistryAuthError``, ``RegistryNotFound``,
@@ -7,6 +7,11 @@ The only package that imports ``httpx`` and ``docker``. Everything it raises bel
 
 from __future__ import annotations
 
-from automator.registry._client import DOCKER_HUB_API, MANIFEST_MEDIA_TYPES, RegistryClient
+from automator.registry._client import (
+    CACHE_SIZE,
+    DOCKER_HUB_API,
+    MANIFEST_MEDIA_TYPES,
+    RegistryClient,
+)
 
-__all__ = ["DOCKER_HUB_API", "MANIFEST_MEDIA_TYPES", "RegistryClient"]
+__all__ = ["CACHE_SIZE", "DOCKER_HUB_API", "MANIFEST_MEDIA_TYPES", "RegistryClient"]

@@ -1,4 +1,4 @@
-"""The Registry HTTP API v2 client: tag lists and manifest digests, with auth and retries.
+"""The Registry HTTP API v2 client: tags, digests and creation times, with auth and retries.
 
 Design notes (the *why*):
 
@@ -14,6 +14,12 @@ Design notes (the *why*):
   credentials -> :class:`RegistryAuthError`, 404 -> :class:`RegistryNotFound`,
   network/429/5xx/garbage -> :class:`RegistryUnavailable`. Transient failures are retried
   a few times with jittered exponential backoff before they are reported.
+* Creation times and platform choices are facts about content-addressed (immutable)
+  manifests, so they are cached by digest in bounded LRU maps, and every fetched
+  manifest and config is checked against its digest before it is cached. A tag whose
+  HEAD digest is known costs one HEAD; Docker Hub counts manifest GETs (not HEADs) as
+  pulls, so GETs happen only on a cache miss, and concurrent callers wanting the same
+  digest share one fetch.
 * Secrets never reach a log line or an exception message: messages name the registry,
   repository and configuration key, never a header value.
 """
@@ -53,8 +59,19 @@ from automator.registry._auth import (
     load_docker_credentials,
     parse_challenges,
 )
+from automator.registry._manifests import (
+    INDEX_MEDIA_TYPES,
+    Entry,
+    LRUCache,
+    Platform,
+    SingleFlight,
+    index_entries,
+    is_index,
+    parse_created,
+    select_entry,
+)
 
-__all__ = ["MANIFEST_MEDIA_TYPES", "RegistryClient"]
+__all__ = ["CACHE_SIZE", "MANIFEST_MEDIA_TYPES", "RegistryClient"]
 
 _log = structlog.get_logger(__name__)
 
@@ -66,6 +83,8 @@ MANIFEST_MEDIA_TYPES: tuple[str, ...] = (
 )
 """Sent in ``Accept`` on every manifest request. Without them Distribution 2.8 converts
 the manifest to schema 1 (a different digest) and answers 404 for OCI content."""
+
+_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 
 DOCKER_HUB_API = "https://registry-1.docker.io"
 """Where Docker Hub's Registry API lives (``docker.io`` itself only redirects)."""
@@ -82,6 +101,13 @@ _CREDENTIALS_TTL = 300.0
 """Docker credential helpers are subprocesses; their answer is reused this long."""
 _LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
 _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
+_VERIFIABLE = frozenset({"sha256", "sha512"})
+_MAX_INDEX_DEPTH = 2
+"""An index may point at an index (rare); deeper nesting is refused, not followed."""
+_MAX_CONFIG_SIZE = 8 * 1024 * 1024
+_MALFORMED_INDEX = "has a malformed index (its manifests are not descriptors with digests)"
+CACHE_SIZE = 100_000
+"""Default bound of each digest-keyed cache (platform choices, image configs, indexes)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +145,31 @@ class _Token:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class _Ctx:
+    """One public call's target: where, which repository and tag, how to name it."""
+
+    reg: _Registry
+    repo: str
+    tag: str
+    what: str
+
+
+@dataclass(frozen=True)
+class _ImageInfo:
+    """What one image manifest's config says; ``created`` is a reason when unusable."""
+
+    created: datetime | str
+    platform: Platform | None
+
+
+@dataclass(frozen=True)
+class _Missing:
+    """A cached "no such platform" answer (immutable like the digest it is keyed by)."""
+
+    reason: str
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default = {"http": 80, "https": 443}.get(url.scheme)
     return (url.scheme, url.host, url.port or default)
@@ -141,6 +192,7 @@ class RegistryClient:
         retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        cache_size: int = CACHE_SIZE,
     ) -> None:
         self._settings = settings
         self._transport = transport
@@ -161,6 +213,13 @@ class RegistryClient:
         self._challenges: dict[str, Challenge] = {}
         self._credentials_cache: dict[str, tuple[Credentials | None, float]] = {}
         self._closed = False
+        # Immutable facts keyed by manifest digest: (top digest, platform) -> image
+        # manifest digest (or why there is none), image manifest digest -> config facts,
+        # index digest -> its entries (so another platform of it costs no GET).
+        self._selected: LRUCache[tuple[str, Platform | None], str | _Missing] = LRUCache(cache_size)
+        self._images: LRUCache[str, _ImageInfo] = LRUCache(cache_size)
+        self._indexes: LRUCache[str, tuple[Entry, ...] | _Missing] = LRUCache(cache_size)
+        self._flight = SingleFlight()
 
     # -- public API ---------------------------------------------------------------------
 
@@ -200,29 +259,59 @@ class RegistryClient:
         )
         return list(tags)
 
-    def digest(self, image: ImageRef, tag: str) -> str:
-        """The manifest digest behind ``tag`` (what ``docker pull image:tag`` would get).
+    def digest(self, image: ImageRef, tag: str, *, platform: str | None = None) -> str:
+        """The manifest digest behind ``tag``.
 
-        Uses HEAD and ``Docker-Content-Digest``; falls back to hashing the manifest body
-        for registries that omit the header.
+        Without ``platform``: the top-level digest (what ``docker pull image:tag`` resolves;
+        for a multi-platform tag, the index's). Uses HEAD and ``Docker-Content-Digest``,
+        falling back to hashing the manifest body for registries that omit the header.
+
+        With ``platform`` (``os/arch[/variant]``): for an index, the digest of that
+        platform's manifest; for a single-platform manifest, its own digest if its config
+        names that platform. Otherwise :class:`RegistryNotFound` naming the platforms the
+        tag has. A malformed ``platform`` is a :class:`PolicyError`. Answers are cached by
+        the top-level digest, so a repeated call costs one HEAD.
         """
-        reg = self._registry(image)
-        repo = image.repository
-        url = httpx.URL(f"{reg.base_url}/v2/{repo}/manifests/{tag}")
-        what = f"image {image.name}:{tag}"
-        accept = ", ".join(MANIFEST_MEDIA_TYPES)
-        resp = self._request(reg, repo, "HEAD", url, what=what, accept=accept)
-        value = resp.headers.get("Docker-Content-Digest")
-        if not value:
-            resp = self._request(reg, repo, "GET", url, what=what, accept=accept)
-            value = resp.headers.get("Docker-Content-Digest") or (
-                "sha256:" + hashlib.sha256(resp.content).hexdigest()
+        wanted = Platform.parse(platform) if platform is not None else None
+        ctx = self._context(image, tag)
+        top, manifest = self._head(ctx)
+        if wanted is None:
+            return top
+        return self._select(ctx, top, wanted, manifest)
+
+    def created(self, image: ImageRef, tag: str, *, platform: str | None = None) -> datetime:
+        """When the image behind ``tag`` was built: its config's ``created``, in UTC.
+
+        For a multi-platform tag, the image of ``platform`` (default: ``linux/amd64``, or
+        the first entry that is not an attestation manifest when the index has no
+        ``linux/amd64``). A config without a usable ``created`` is a
+        :class:`RegistryNotFound` that says so. Creation times are cached by manifest
+        digest (they never change), so a repeated call costs one HEAD; on a miss the
+        manifest(s) and the config blob are fetched once, even by concurrent callers.
+        """
+        wanted = Platform.parse(platform) if platform is not None else None
+        ctx = self._context(image, tag)
+        top, manifest = self._head(ctx)
+        known = self._selected.get((top, wanted)) is not None
+        target = self._select(ctx, top, wanted, manifest)
+        info = self._images.get(target)
+        if info is None:
+            info = self._image_info(ctx, target, manifest if target == top else None)
+        elif known:
+            _log.debug(
+                "registry_created_cache_hit",
+                registry=ctx.reg.key,
+                repository=ctx.repo,
+                tag=tag,
+                digest=target,
             )
-        if not _DIGEST_RE.fullmatch(value):
-            raise RegistryUnavailable(
-                f"registry {reg.key}: {what} has a malformed digest {value[:80]!r}"
+        if isinstance(info.created, str):
+            raise RegistryNotFound(
+                f"registry {ctx.reg.key}: {ctx.what} ({target}) {info.created}; "
+                "newest-build needs it: rebuild the image with a creation time or use "
+                "another policy"
             )
-        return str(value)
+        return info.created
 
     def close(self) -> None:
         """Close every pooled connection; the client cannot be used afterwards."""
@@ -243,6 +332,164 @@ class RegistryClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # -- manifests, platforms and configs -----------------------------------------------
+
+    def _context(self, image: ImageRef, tag: str) -> _Ctx:
+        return _Ctx(self._registry(image), image.repository, tag, f"image {image.name}:{tag}")
+
+    def _head(self, ctx: _Ctx) -> tuple[str, bytes | None]:
+        """The top-level digest of ``ctx.tag`` by HEAD (and the body, if a GET was needed).
+
+        HEAD is not a "pull" on Docker Hub, GET is: only registries that send no
+        ``Docker-Content-Digest`` on HEAD get a GET here (and its body is reused).
+        """
+        reg = ctx.reg
+        url = httpx.URL(f"{reg.base_url}/v2/{ctx.repo}/manifests/{ctx.tag}")
+        resp = self._request(reg, ctx.repo, "HEAD", url, what=ctx.what, accept=_ACCEPT)
+        value = resp.headers.get("Docker-Content-Digest")
+        body: bytes | None = None
+        if not value:
+            resp = self._request(reg, ctx.repo, "GET", url, what=ctx.what, accept=_ACCEPT)
+            body = resp.content
+            value = resp.headers.get("Docker-Content-Digest") or (
+                "sha256:" + hashlib.sha256(body).hexdigest()
+            )
+        if not _DIGEST_RE.fullmatch(value):
+            raise RegistryUnavailable(
+                f"registry {reg.key}: {ctx.what} has a malformed digest {value[:80]!r}"
+            )
+        return str(value), body
+
+    def _select(self, ctx: _Ctx, top: str, wanted: Platform | None, body: bytes | None) -> str:
+        """The image manifest digest for ``wanted`` under ``top``; raises if there is none."""
+        result = self._selection(ctx, top, wanted, body, depth=0)
+        if isinstance(result, _Missing):
+            raise RegistryNotFound(
+                f"registry {ctx.reg.key}: {ctx.what} ({top}) {result.reason}; set the "
+                "platform annotation to a platform the image has"
+            )
+        return result
+
+    def _selection(
+        self, ctx: _Ctx, top: str, wanted: Platform | None, body: bytes | None, *, depth: int
+    ) -> str | _Missing:
+        key = (top, wanted)
+        cached = self._selected.get(key)
+        if cached is not None:
+            return cached
+
+        def compute() -> str | _Missing:
+            again = self._selected.get(key)
+            if again is not None:
+                return again
+            result = self._select_uncached(ctx, top, wanted, body, depth=depth)
+            self._selected.put(key, result)
+            return result
+
+        return self._flight.do(("select", key), compute)
+
+    def _select_uncached(
+        self, ctx: _Ctx, top: str, wanted: Platform | None, body: bytes | None, *, depth: int
+    ) -> str | _Missing:
+        info = self._images.get(top)
+        if info is not None:  # a single-platform image we already know
+            return _match_single(top, info, wanted)
+        entries = self._indexes.get(top)
+        if entries is None:
+            content = body if body is not None else self._get_manifest(ctx, top)
+            manifest = _json_object(content)
+            if manifest is None:
+                return _Missing("has a manifest that is not a JSON object")
+            if not is_index(manifest):
+                return _match_single(top, self._image_info(ctx, top, content), wanted)
+            parsed = index_entries(manifest)
+            entries = parsed if parsed is not None else _Missing(_MALFORMED_INDEX)
+            self._indexes.put(top, entries)
+        if isinstance(entries, _Missing):
+            return entries
+        chosen = select_entry(entries, wanted)
+        if isinstance(chosen, str):
+            return _Missing(chosen)
+        _log.debug(
+            "registry_platform_selected",
+            registry=ctx.reg.key,
+            repository=ctx.repo,
+            index=top,
+            platform=str(chosen.platform) if chosen.platform else None,
+            digest=chosen.digest,
+        )
+        if not _DIGEST_RE.fullmatch(chosen.digest):
+            return _Missing(f"has an index entry with a malformed digest {chosen.digest[:80]!r}")
+        if chosen.media_type in INDEX_MEDIA_TYPES:
+            if depth >= _MAX_INDEX_DEPTH:
+                return _Missing("has indexes nested too deeply")
+            return self._selection(ctx, chosen.digest, wanted, None, depth=depth + 1)
+        return chosen.digest
+
+    def _image_info(self, ctx: _Ctx, digest: str, body: bytes | None) -> _ImageInfo:
+        """Creation time and platform of one image manifest (cached; fetched once)."""
+        cached = self._images.get(digest)
+        if cached is not None:
+            return cached
+
+        def compute() -> _ImageInfo:
+            again = self._images.get(digest)
+            if again is not None:
+                return again
+            info = self._image_info_uncached(ctx, digest, body)
+            self._images.put(digest, info)
+            return info
+
+        return self._flight.do(("image", digest), compute)
+
+    def _image_info_uncached(self, ctx: _Ctx, digest: str, body: bytes | None) -> _ImageInfo:
+        content = body if body is not None else self._get_manifest(ctx, digest)
+        manifest = _json_object(content)
+        if manifest is None:
+            return _ImageInfo("has a manifest that is not a JSON object", None)
+        if is_index(manifest):
+            return _ImageInfo("is an index, not an image manifest", None)
+        if manifest.get("schemaVersion") == 1:
+            return _schema1_info(manifest)
+        descriptor = manifest.get("config")
+        config_digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
+        if not isinstance(config_digest, str) or not _DIGEST_RE.fullmatch(config_digest):
+            return _ImageInfo("has no config blob in its manifest", None)
+        size = descriptor.get("size") if isinstance(descriptor, dict) else None
+        if isinstance(size, int) and size > _MAX_CONFIG_SIZE:
+            return _ImageInfo(f"has a {size}-byte config, too large for an image config", None)
+        config = _json_object(self._get_blob(ctx, config_digest))
+        if config is None:
+            return _ImageInfo("has a config blob that is not a JSON object", None)
+        return _ImageInfo(parse_created(config.get("created")), Platform.from_json(config))
+
+    def _get_manifest(self, ctx: _Ctx, digest: str) -> bytes:
+        url = httpx.URL(f"{ctx.reg.base_url}/v2/{ctx.repo}/manifests/{digest}")
+        resp = self._request(ctx.reg, ctx.repo, "GET", url, what=ctx.what, accept=_ACCEPT)
+        _verify(ctx, digest, resp.content, "manifest")
+        _log.debug(
+            "registry_manifest_fetched",
+            registry=ctx.reg.key,
+            repository=ctx.repo,
+            digest=digest,
+            media_type=resp.headers.get("Content-Type"),
+        )
+        return resp.content
+
+    def _get_blob(self, ctx: _Ctx, digest: str) -> bytes:
+        """A blob, following redirects to blob storage (credentials stay with the registry)."""
+        url = httpx.URL(f"{ctx.reg.base_url}/v2/{ctx.repo}/blobs/{digest}")
+        resp = self._request(ctx.reg, ctx.repo, "GET", url, what=f"config blob of {ctx.what}")
+        _verify(ctx, digest, resp.content, "config blob")
+        _log.debug(
+            "registry_config_fetched",
+            registry=ctx.reg.key,
+            repository=ctx.repo,
+            digest=digest,
+            size=len(resp.content),
+        )
+        return resp.content
 
     # -- registry resolution ------------------------------------------------------------
 
@@ -567,6 +814,46 @@ def _raise(failure: RegistryUnavailable, cause: BaseException | None) -> NoRetur
     if cause is not None:
         raise failure from cause
     raise failure
+
+
+def _match_single(digest: str, info: _ImageInfo, wanted: Platform | None) -> str | _Missing:
+    if wanted is None or info.platform == wanted:
+        return digest
+    has = str(info.platform) if info.platform is not None else "an unspecified platform"
+    return _Missing(f"has no {wanted} image (it is a single-platform image for {has})")
+
+
+def _schema1_info(manifest: dict[str, Any]) -> _ImageInfo:
+    """Docker schema 1 keeps the config in ``history[0].v1Compatibility`` (a JSON string)."""
+    history = manifest.get("history")
+    first = history[0] if isinstance(history, list) and history else None
+    raw = first.get("v1Compatibility") if isinstance(first, dict) else None
+    config = _json_object(raw.encode()) if isinstance(raw, str) else None
+    if config is None:
+        return _ImageInfo("has a schema 1 manifest without a readable v1Compatibility", None)
+    return _ImageInfo(parse_created(config.get("created")), Platform.from_json(config))
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    """Content-verified JSON: garbage here is permanent, so it becomes a reason, not a retry."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _verify(ctx: _Ctx, digest: str, content: bytes, kind: str) -> None:
+    """Content addressing: what we cache by digest must be what the digest names."""
+    algorithm, _, expected = digest.partition(":")
+    if algorithm not in _VERIFIABLE:
+        return
+    actual = hashlib.new(algorithm, content).hexdigest()
+    if actual != expected.lower():
+        raise RegistryUnavailable(
+            f"registry {ctx.reg.key}: the {kind} {digest} of {ctx.repo} does not match its "
+            "digest; the registry or a proxy in front of it sent other content"
+        )
 
 
 def _json(reg: _Registry, resp: httpx.Response, *, what: str) -> Any:

@@ -7,9 +7,11 @@ is the slow part, so each server is filled once and read by many tests.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,13 +22,23 @@ from automator.errors import RegistryAuthError, RegistryNotFound, RegistryUnavai
 from automator.images import ImageRef
 from automator.registry import RegistryClient
 from tests.support.process import free_port
-from tests.support.push import push_image, push_many
+from tests.support.push import push_image, push_index, push_many
 from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.integration
 
 USER, PASSWORD = "alice", "correct-horse-battery"
 TAGS = ["1.0.0", "1.1.0", "2.0.0-rc.1", "latest"]
+BUILT = {
+    "linux/amd64": datetime(2024, 4, 1, 8, 0, 0, 250000, tzinfo=UTC),
+    "linux/arm64/v8": datetime(2024, 4, 2, 9, 30, tzinfo=UTC),
+    "linux/arm/v7": datetime(2024, 4, 3, 23, 59, 59, tzinfo=UTC),
+}
+STAMPS = {
+    "1.0.0": datetime(2023, 12, 24, 18, 0, tzinfo=UTC),
+    "1.1.0": datetime(2024, 2, 29, 12, 0, 0, 999999, tzinfo=UTC),
+    "1.2.0": datetime(2024, 1, 15, tzinfo=UTC),  # built before 1.1.0: a backport
+}
 
 
 def _settings(*registries: dict[str, object]) -> Settings:
@@ -240,3 +252,126 @@ def test_paging_through_a_proxy_that_pages_the_real_registry(
     real.close()
 
     assert tags == sorted(TAGS)
+
+
+# -- multi-platform images and creation times ---------------------------------------------
+
+
+class MultiArch:
+    """What the multiarch fixture pushed: server, and index + per-platform digests."""
+
+    def __init__(self, server: RegistryServer) -> None:
+        self.server = server
+        self.oci = push_index(server.url, "multi/app", "2.0.0", BUILT)
+        self.docker = push_index(
+            server.url, "multi/app", "2.0.0-docker", BUILT, index_type="docker"
+        )
+        self.stamped = push_image(server.url, "stamped/app", list(STAMPS), created=STAMPS)
+
+    def image(self, repository: str) -> ImageRef:
+        return ImageRef.parse(f"{self.server.host}/{repository}")
+
+    def client(self) -> RegistryClient:
+        return _client(_settings({"host": self.server.host, "url": self.server.url}))
+
+
+@pytest.fixture(scope="module")
+def multiarch(open_registry: tuple[RegistryServer, dict[str, str]]) -> MultiArch:
+    return MultiArch(open_registry[0])
+
+
+@pytest.mark.parametrize("tag", ["2.0.0", "2.0.0-docker"], ids=["oci-index", "docker-list"])
+def test_created_per_platform_is_what_was_pushed(multiarch: MultiArch, tag: str) -> None:
+    image = multiarch.image("multi/app")
+
+    with multiarch.client() as client:
+        got = {p: client.created(image, tag, platform=p) for p in BUILT}
+        default = client.created(image, tag)
+
+    assert got == BUILT
+    assert default == BUILT["linux/amd64"]
+    assert all(t.tzinfo is UTC for t in got.values())
+
+
+@pytest.mark.parametrize("tag", ["2.0.0", "2.0.0-docker"], ids=["oci-index", "docker-list"])
+def test_digest_per_platform_is_the_pushed_manifest(multiarch: MultiArch, tag: str) -> None:
+    index, per_platform = multiarch.oci if tag == "2.0.0" else multiarch.docker
+    image = multiarch.image("multi/app")
+
+    with multiarch.client() as client:
+        assert client.digest(image, tag) == index
+        assert {p: client.digest(image, tag, platform=p) for p in BUILT} == per_platform
+        assert client.digest(image, tag, platform="linux/arm64") == per_platform["linux/arm64/v8"]
+        assert client.digest(image, tag, platform="linux/arm") == per_platform["linux/arm/v7"]
+        with pytest.raises(RegistryNotFound) as err:
+            client.digest(image, tag, platform="linux/s390x")
+
+    assert "has no linux/s390x image (it has linux/amd64, linux/arm64, linux/arm/v7)" in str(
+        err.value
+    )
+    assert "unknown" not in str(err.value)  # the attestation manifests are not platforms
+
+
+def test_created_of_single_images_with_distinct_times(multiarch: MultiArch) -> None:
+    image = multiarch.image("stamped/app")
+
+    with multiarch.client() as client:
+        got = {tag: client.created(image, tag) for tag in STAMPS}
+        assert client.digest(image, "1.0.0", platform="linux/amd64") == multiarch.stamped["1.0.0"]
+        with pytest.raises(RegistryNotFound, match="single-platform image for linux/amd64"):
+            client.created(image, "1.0.0", platform="linux/arm64")
+
+    assert got == STAMPS
+    assert len(set(multiarch.stamped.values())) == len(STAMPS)
+
+
+def test_creation_times_are_cached_by_digest_one_head_per_tag(multiarch: MultiArch) -> None:
+    """Count what reaches the real registry: a warm cache costs one HEAD per call."""
+    real = httpx.HTTPTransport()
+    seen: list[str] = []
+
+    def counting(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path.split('/')[-2]}")
+        response = real.handle_request(request)
+        response.read()
+        return response
+
+    settings = _settings({"host": multiarch.server.host, "url": multiarch.server.url})
+    image = multiarch.image("multi/app")
+    with RegistryClient(settings, transport=httpx.MockTransport(counting)) as client:
+        client.created(image, "2.0.0", platform="linux/arm64")
+        cold = list(seen)
+        seen.clear()
+        for _ in range(3):
+            assert client.created(image, "2.0.0", platform="linux/arm64") == BUILT["linux/arm64/v8"]
+        warm = list(seen)
+        seen.clear()
+        client.digest(image, "2.0.0", platform="linux/amd64")  # the index is cached too
+        other_platform = list(seen)
+    real.close()
+
+    assert cold == ["HEAD manifests", "GET manifests", "GET manifests", "GET blobs"]
+    assert warm == ["HEAD manifests"] * 3
+    assert other_platform == ["HEAD manifests"]
+
+
+def test_created_from_many_threads_is_consistent(multiarch: MultiArch) -> None:
+    image = multiarch.image("multi/app")
+    calls = [(tag, p) for tag in ("2.0.0", "2.0.0-docker") for p in BUILT] * 10
+
+    with multiarch.client() as client, ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda c: client.created(image, c[0], platform=c[1]), calls))
+
+    assert results == [BUILT[p] for _, p in calls]
+
+
+def test_push_image_distinct_times_are_one_second_apart(
+    open_registry: tuple[RegistryServer, dict[str, str]],
+) -> None:
+    server, _ = open_registry
+    image = ImageRef.parse(f"{server.host}/team/app")
+
+    with _client(_settings({"host": server.host, "url": server.url})) as client:
+        times = [client.created(image, tag) for tag in TAGS]
+
+    assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(seconds=1)] * 3
