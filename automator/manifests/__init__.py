@@ -1,8 +1,15 @@
 """Find automated container images in Kubernetes YAML, and rewrite them surgically.
 
-``scan`` walks a repository's YAML files and returns every container image that a
-workload's annotations put under a policy (DESIGN §4), with enough position information to
-find it again. ``render`` computes the new bytes of the files a list of changes touches,
+``scan`` walks a repository's YAML files and returns every image value under a policy
+(DESIGN §4), with enough position information to find it again: container images that a
+workload's annotations automate, and any scalar followed by a Flux v2 style marker comment
+``# {"$imagepolicy": "[NAMESPACE:]NAME[:tag|:name|:digest]"}`` (Helm values, Kustomize
+``images:``, custom resources, ...), whose policy comes from the ``ImagePolicy`` document of
+that name under the scanned paths, validated against ``automator/schemas/
+imagepolicy.schema.json``. See :class:`ImageField` for what a marker field holds, and
+``_scan`` for the precedence between a marker and annotations on a container image.
+
+``render`` computes the new bytes of the files a list of changes touches,
 and ``apply`` writes them atomically. Only the characters of each image value change
 (DESIGN §5): comments, quoting, indentation, CRLF, BOM and everything else are copied, and
 the result is re-parsed and compared with the original before anything is written.

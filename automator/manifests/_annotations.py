@@ -7,10 +7,11 @@ without editing every workload, and ours win wherever both speak about the same 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Decision", "Policy", "automation", "decide"]
+__all__ = ["PLATFORM", "Decision", "Policy", "automation", "decide", "locked"]
 
 OURS = "automator.gitops.io/"
 FLUX = "fluxcd.io/"
@@ -21,8 +22,17 @@ _FLUX_AUTOMATED = FLUX + "automated"
 _FLUX_LOCKED = FLUX + "locked"
 _FLUX_IGNORE = FLUX + "ignore"
 _FLUX_TAG = FLUX + "tag."
-_PER_CONTAINER = (OURS + "policy.", OURS + "filter.", OURS + "extract.", _FLUX_TAG)
+_FILTER = OURS + "filter."
+_EXTRACT = OURS + "extract."
+_IGNORE_TAGS = OURS + "ignore-tags."
+_PIN_DIGEST = OURS + "pin-digest."
+_PLATFORM = OURS + "platform."
+_TUNING = (_FILTER, _EXTRACT, _IGNORE_TAGS, _PIN_DIGEST, _PLATFORM)
+_PER_CONTAINER = (OURS + "policy.", *_TUNING, _FLUX_TAG)
 _FLUX_PREFIXES = ("glob:", "semver:", "regex:")
+PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
+"""``os/arch[/variant]`` as in an OCI image index, e.g. ``linux/arm64``, ``linux/arm/v7``
+(the ImagePolicy schema's ``spec.platform`` pattern is the same)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,14 @@ class Policy:
     filter: str | None
     extract: str | None
     source: str
+    ignore_tags: tuple[str, ...] = ()
+    pin_digest: bool = False
+    platform: str | None = None
+
+    @property
+    def explicit(self) -> bool:
+        """True when the policy was set for this very container, not by a workload default."""
+        return self.source != _POLICY
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,15 @@ def _flux_spec(pattern: str) -> str:
     if pattern.startswith(_FLUX_PREFIXES):
         return pattern
     return "glob:" + pattern
+
+
+def locked(annotations: Mapping[str, str | None]) -> bool | str:
+    """Whether the workload's ``locked`` annotation (ours, else Flux v1's) forbids any change.
+
+    Marker comments inside a document obey it too: "never change this workload" means
+    every field of it. A string result is a problem message.
+    """
+    return _flag(annotations, _LOCKED, _FLUX_LOCKED)
 
 
 def automation(annotations: Mapping[str, str | None]) -> bool | str:
@@ -120,18 +147,55 @@ def decide(annotations: Mapping[str, str | None], containers: Sequence[str]) -> 
             spec = _flux_spec(flux) if flux is not None else None
         if spec is None and default is not None:
             source, spec = _POLICY, default
-        filter_ = text(OURS + "filter." + name)
-        extract = text(OURS + "extract." + name)
+        tuning = {prefix: text(prefix + name) for prefix in _TUNING}
         if spec is None:
-            for key, value in (
-                (OURS + "filter." + name, filter_),
-                (OURS + "extract." + name, extract),
-            ):
+            for prefix, value in tuning.items():
                 if value is not None:
                     problems.append(
-                        f"annotation {key} is set but container {name!r} has no policy: "
-                        f"add {OURS}policy.{name} (or {_POLICY}) or remove it"
+                        f"annotation {prefix}{name} is set but container {name!r} has no "
+                        f"policy: add {OURS}policy.{name} (or {_POLICY}) or remove it"
                     )
             continue
-        policies[name] = Policy(spec, filter_, extract, source)
+        policies[name] = Policy(
+            spec,
+            tuning[_FILTER],
+            tuning[_EXTRACT],
+            source,
+            ignore_tags=_ignore_tags(_IGNORE_TAGS + name, tuning[_IGNORE_TAGS], problems),
+            pin_digest=_pin_digest(_PIN_DIGEST + name, tuning[_PIN_DIGEST], problems),
+            platform=_platform(_PLATFORM + name, tuning[_PLATFORM], problems),
+        )
     return Decision(policies, tuple(dict.fromkeys(problems)))
+
+
+def _ignore_tags(key: str, value: str | None, problems: list[str]) -> tuple[str, ...]:
+    """``"glob1, glob2"``: comma-separated globs, blanks around each ignored."""
+    if value is None:
+        return ()
+    globs = tuple(part.strip() for part in value.split(","))
+    if not all(globs):
+        problems.append(
+            f"annotation {key} is {value!r}, which has an empty pattern: write "
+            'comma-separated globs without empty entries, e.g. "*-debug,latest"'
+        )
+        return ()
+    return globs
+
+
+def _pin_digest(key: str, value: str | None, problems: list[str]) -> bool:
+    if value is None or value == "false":
+        return False
+    if value == "true":
+        return True
+    problems.append(f'annotation {key} is {value!r}: set it to "true" or "false"')
+    return False
+
+
+def _platform(key: str, value: str | None, problems: list[str]) -> str | None:
+    if value is None or PLATFORM.fullmatch(value):
+        return value
+    problems.append(
+        f"annotation {key} is {value!r}: write the platform as os/arch[/variant], "
+        "e.g. linux/arm64 or linux/arm/v7"
+    )
+    return None

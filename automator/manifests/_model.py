@@ -11,10 +11,20 @@ __all__ = ["ApplyResult", "Change", "ImageField", "ScanResult"]
 
 @dataclass(frozen=True)
 class ImageField:
-    """One automated container image as written in one manifest.
+    """One automated image value as written in one manifest.
 
     It records where the value was found (file, document, workload, container) so that a
     later render can find it again and check it still reads ``image`` before editing.
+
+    Two sources give fields. *Annotation fields* are the ``image:`` of a workload's
+    container, automated by the workload's annotations (``marker`` is None). *Marker
+    fields* are any scalar followed by a ``# {"$imagepolicy": "REF"}`` comment (DESIGN §4):
+    then ``kind``/``namespace``/``name`` are those of the enclosing document (``kind`` is
+    ``-`` when it has none, ``name`` the file's stem when it has no ``metadata.name``),
+    ``container`` is the dotted key path of the value in the document (e.g.
+    ``spec.values.image.tag``, ``images[0].newTag``; never contains a space), ``part`` says
+    which part of an image reference the value is, and the policy comes from the
+    ImagePolicy document the REF names.
     """
 
     file: str
@@ -38,6 +48,22 @@ class ImageField:
     """The annotation that gave the policy, for messages."""
     line: int
     """1-based line of the image value, for messages."""
+    ignore_tags: tuple[str, ...] = ()
+    """Globs of tags that are never candidates (``ignore-tags.<c>``, ``spec.ignoreTags``)."""
+    pin_digest: bool = False
+    """Write ``tag@sha256:...`` whatever the policy (``pin-digest.<c>``, ``spec.pinDigest``)."""
+    platform: str | None = None
+    """``os/arch[/variant]`` of a multi-arch image (``platform.<c>``, ``spec.platform``)."""
+    part: str = "image"
+    """What the value is: ``image`` (a whole reference), or only its ``tag``, ``name``
+    (repository without tag) or ``digest`` (``sha256:...``). Always ``image`` for annotation
+    fields. ``Change.new`` is written as is, so for a part it is that part only."""
+    repository: str | None = None
+    """Marker fields: the ImagePolicy's ``spec.image``, the repository whose tags are listed
+    (a split ``tag`` field does not say it). None for annotation fields."""
+    marker: str | None = None
+    """Marker fields: the REF as written in the marker (``app``, ``flux-system:app:tag``).
+    None for annotation fields."""
 
     @property
     def ref(self) -> str:
@@ -55,7 +81,8 @@ class ScanResult:
 
 @dataclass(frozen=True)
 class Change:
-    """Write ``new`` (a whole image reference) where ``field`` was found."""
+    """Write ``new`` where ``field`` was found: a whole image reference, or for a marker
+    field on one part (``field.part``) the new value of that part."""
 
     field: ImageField
     new: str

@@ -1,6 +1,8 @@
 """Surgical rewrite: replace the characters of image values, prove nothing else changed.
 
-For each file: parse it as it is now, find every field again by the scan's rules, check it
+For each file: parse it as it is now, find every field again by the scan's rules (the
+workload's container for annotation fields, the key path and the same marker for marker
+fields), check it
 still reads the scanned value, splice the new values into the original text (everything
 outside the value's characters is copied, so comments, quotes, CRLF, BOM, ... survive by
 construction), then parse the result and compare the whole node graph with the original:
@@ -21,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from ruamel.yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode
 
 from automator.errors import ManifestError
+from automator.manifests._markers import check_marker_value, find, owner
 from automator.manifests._model import ApplyResult, Change, ImageField
 from automator.manifests._span import Span, check_new, value_span
 from automator.manifests._workloads import read_workload
@@ -123,12 +126,12 @@ def _render_file(composer: Composer, root: Path, file: str, changes: list[Change
     for change in changes:
         if change.new == change.field.image:
             continue
-        edit = _locate(source, documents, change)
+        edit = _locate(composer, source, documents, change)
         previous = edits.get(edit.span.start)
         if previous is not None and previous.new != edit.new:
             raise ManifestError(
-                f"{file}:{change.field.line}: {change.field.ref} container "
-                f"{change.field.container!r}: asked to write both {previous.new!r} and "
+                f"{file}:{change.field.line}: {change.field.ref} {_label(change.field)}: "
+                f"asked to write both {previous.new!r} and "
                 f"{edit.new!r} into the same value (through a YAML anchor): "
                 f"give the containers the same policy; {_UNTOUCHED}"
             )
@@ -141,21 +144,85 @@ def _render_file(composer: Composer, root: Path, file: str, changes: list[Change
     return _Rendered(original, source.encode(text))
 
 
+def _label(field: ImageField) -> str:
+    """``container 'app'`` for annotation fields, ``field spec.values.image.tag`` for markers."""
+    if field.marker is not None:
+        return f"field {field.container}"
+    return f"container {field.container!r}"
+
+
 def _fail(field: ImageField, message: str, line: int | None = None) -> ManifestError:
     return ManifestError(
-        f"{field.file}:{line or field.line}: {field.ref} container {field.container!r}: "
-        f"{message}; {_UNTOUCHED}"
+        f"{field.file}:{line or field.line}: {field.ref} {_label(field)}: {message}; {_UNTOUCHED}"
     )
 
 
-def _locate(source: Source, documents: list[Node], change: Change) -> _Edit:
+_STALE = "it changed since the scan: scan again"
+
+
+def _locate(composer: Composer, source: Source, documents: list[Node], change: Change) -> _Edit:
     """Find the field again, by the scan's rules, and prove it still reads the old value."""
     field = change.field
-    stale = "it changed since the scan: scan again"
     if not 0 <= field.doc < len(documents):
-        raise _fail(field, f"document {field.doc} no longer exists: {stale}")
+        raise _fail(field, f"document {field.doc} no longer exists: {_STALE}")
+    node: Node
+    if field.marker is not None:
+        node = _locate_marker(source, documents[field.doc], field)
+        line = field.line
+    else:
+        node, line = _locate_container(source, documents[field.doc], field)
     try:
-        workload = read_workload(field.doc, documents[field.doc])
+        span = value_span(source.text, node)
+        check_new(change.new, span.quote)
+    except Problem as problem:
+        raise _fail(field, problem.message, line) from None
+    resolved = composer.resolve_plain(change.new)
+    if not span.quote and resolved != STR_TAG:
+        kind = resolved.rsplit(":", 1)[-1]
+        raise _fail(
+            field,
+            f"the new value {change.new!r} would change more than the image: written "
+            f"plain it reads as a YAML {kind}, not a string; quote the value in the file "
+            f'(e.g. "{field.image}") and scan again',
+            line,
+        )
+    return _Edit(span, node, change.new, change)
+
+
+def _locate_marker(source: Source, root: Node, field: ImageField) -> ScalarNode:
+    """The marker field's value node, found by the scan's walk and its key path."""
+    try:
+        own = owner(field.file, root)
+    except Problem as problem:
+        raise _fail(field, problem.message, problem.line) from None
+    if (own.kind, own.namespace, own.name) != (field.kind, field.namespace, field.name):
+        raise _fail(field, f"the document is no longer in document {field.doc}: {_STALE}")
+    if own.locked is not False:
+        raise _fail(field, f"the document is locked now: {_STALE}")
+    marker = next((m for m in find(source.text, root) if m.path == field.container), None)
+    if marker is None:
+        raise _fail(field, f"the value or its marker comment is gone: {_STALE}")
+    try:
+        ref = marker.ref()
+        if ref.text != field.marker:
+            raise Problem(f"the marker now reads {ref.text!r}, not {field.marker!r}: {_STALE}")
+        check_marker_value(source.text, marker.node, ref.part)
+    except Problem as problem:
+        raise _fail(field, problem.message, marker.line) from None
+    if marker.node.value != field.image:
+        raise _fail(
+            field,
+            f"the value now reads {marker.node.value!r}, not {field.image!r}: {_STALE}",
+            marker.line,
+        )
+    return marker.node
+
+
+def _locate_container(source: Source, root: Node, field: ImageField) -> tuple[Node, int]:
+    """A workload container's image node (and its line), found by the scan's rules."""
+    stale = _STALE
+    try:
+        workload = read_workload(field.doc, root)
         if workload is None or (workload.kind, workload.namespace, workload.name) != (
             field.kind,
             field.namespace,
@@ -187,12 +254,7 @@ def _locate(source: Source, documents: list[Node], change: Change) -> _Edit:
             f"the image now reads {image.node.value!r}, not {field.image!r}: {stale}",
             image.line,
         )
-    try:
-        span = value_span(source.text, image.node)
-        check_new(change.new, span.quote)
-    except Problem as problem:
-        raise _fail(field, problem.message, image.line) from None
-    return _Edit(span, image.node, change.new, change)
+    return image.node, image.line
 
 
 def _splice(text: str, edits: Sequence[_Edit]) -> str:

@@ -14,6 +14,7 @@ exactly the text we splice.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ __all__ = [
     "Problem",
     "Source",
     "decode",
+    "format_path",
     "items",
     "mapping",
     "scalar",
@@ -106,6 +108,18 @@ class Composer:
                 "it is left untouched and the other files are still processed"
             ) from exc
 
+    def construct(self, node: Node) -> object:
+        """The plain Python value of a composed node (dicts, lists, str, int, bool, ...).
+
+        Only ImagePolicy documents are constructed, to validate them against the JSON Schema.
+        """
+        return self._yaml.constructor.construct_document(node)
+
+    def resolve_plain(self, value: str) -> str:
+        """The tag a plain (unquoted) scalar reading ``value`` resolves to, e.g. ``1.2`` is a
+        float: the rewrite uses it to explain why a new value cannot be written unquoted."""
+        return str(self._yaml.resolver.resolve(ScalarNode, value, (True, False)))
+
     def check_syntax(self, source: Source) -> None:
         """Raise ManifestError when the file is not valid YAML; build nothing.
 
@@ -152,6 +166,28 @@ def screen_documents(text: str, tokens: Sequence[str]) -> str:
         parts.append(body if any(t in body for t in tokens) else _NOT_A_BREAK.sub(" ", body))
         cursor = end
     parts.append(text[cursor:])
+    return "".join(parts)
+
+
+_SIMPLE_KEY = re.compile(r"[A-Za-z0-9_$/-]+")
+
+
+def format_path(segments: Sequence[str | int]) -> str:
+    """A YAML key path without spaces, e.g. ``spec.values.image.tag`` or ``images[0].newTag``.
+
+    It lands in messages and commit trailers (which split on spaces), so a key that is not
+    a simple word (dots, spaces, ...) is written as a JSON string in brackets with spaces
+    escaped: ``metadata.annotations["a.b/c"]``, ``x["a\\u0020b"]``.
+    """
+    parts: list[str] = []
+    for segment in segments:
+        if isinstance(segment, int):
+            parts.append(f"[{segment}]")
+        elif _SIMPLE_KEY.fullmatch(segment):
+            parts.append(f".{segment}" if parts else segment)
+        else:
+            quoted = json.dumps(segment).replace(" ", "\\u0020")
+            parts.append(f"[{quoted}]")
     return "".join(parts)
 
 

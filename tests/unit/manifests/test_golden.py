@@ -96,3 +96,50 @@ def test_the_golden_scan_reports_where_each_field_is() -> None:
     assert (field.file, field.doc, field.line, field.init) == ("app.yaml", 0, 19, False)
     assert field.image == "registry.example.com/shop/web:1.2.3"
     assert (field.policy, field.source) == ("semver:^1.2", "automator.gitops.io/policy.app")
+
+
+def test_the_golden_marker_scan_reports_part_repository_and_key_path() -> None:
+    result = scan(TESTDATA / "marker_kustomize" / "original")
+
+    assert [
+        (f.kind, f.name, f.container, f.part, f.repository, f.marker) for f in result.fields
+    ] == [
+        (
+            "Kustomization",
+            "kustomization",
+            "images[0].newName",
+            "name",
+            "registry.example.com/org/app",
+            "app:name",
+        ),
+        (
+            "Kustomization",
+            "kustomization",
+            "images[0].newTag",
+            "tag",
+            "registry.example.com/org/app",
+            "app:tag",
+        ),
+        (
+            "Kustomization",
+            "kustomization",
+            "images[1].newTag",
+            "tag",
+            "ghcr.io/org/side",
+            "side:tag",
+        ),
+        (
+            "Kustomization",
+            "kustomization",
+            "images[2].digest",
+            "digest",
+            "registry.example.com/org/app",
+            "app:digest",
+        ),
+    ]
+    first = result.fields[0]
+    assert (first.line, first.source, first.namespace) == (
+        7,
+        "$imagepolicy app:name",
+        None,
+    )

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
+import jsonschema
+import pytest
+
 from automator.errors import ManifestError, PermanentError
-from automator.manifests import scan
+from automator.manifests import _imagepolicy, scan
+from automator.manifests._annotations import PLATFORM
 from tests.unit.manifests.helpers import deployment, write
 
 AUTOMATED = "automator.gitops.io/automated"
@@ -416,3 +422,127 @@ def test_a_broken_document_next_to_an_automated_workload_does_not_hide_it(tmp_pa
     result = scan(tmp_path)
 
     assert [(f.doc, f.container) for f in result.fields] == [(0, "app")]
+
+
+def test_ignore_tags_pin_digest_and_platform_annotations_reach_the_field(tmp_path: Path) -> None:
+    annotations = {
+        AUTOMATED: "true",
+        "automator.gitops.io/policy": "semver:^1",
+        "automator.gitops.io/ignore-tags.app": " *-debug ,latest",
+        "automator.gitops.io/pin-digest.app": "true",
+        "automator.gitops.io/platform.app": "linux/arm/v7",
+        "automator.gitops.io/pin-digest.side": "false",
+        "automator.gitops.io/platform.side": "linux/amd64",
+    }
+    write(
+        tmp_path,
+        "d.yaml",
+        deployment(annotations=annotations, containers=(("app", "a:1"), ("side", "b:1"))),
+    )
+
+    result = scan(tmp_path)
+
+    assert result.errors == ()
+    app, side = result.fields
+    assert (app.ignore_tags, app.pin_digest, app.platform) == (
+        ("*-debug", "latest"),
+        True,
+        "linux/arm/v7",
+    )
+    assert (side.ignore_tags, side.pin_digest, side.platform) == ((), False, "linux/amd64")
+    for field in (app, side):
+        assert (field.part, field.repository, field.marker) == ("image", None, None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "pin-digest.app",
+            "yes",
+            'annotation automator.gitops.io/pin-digest.app is \'yes\': set it to "true" or "false"',
+        ),
+        (
+            "platform.app",
+            "arm64",
+            "annotation automator.gitops.io/platform.app is 'arm64': write the platform as "
+            "os/arch[/variant], e.g. linux/arm64 or linux/arm/v7",
+        ),
+        (
+            "platform.app",
+            "Linux/ARM64",
+            "annotation automator.gitops.io/platform.app is 'Linux/ARM64': write the platform",
+        ),
+        (
+            "platform.app",
+            "linux/arm/v7/x",
+            "annotation automator.gitops.io/platform.app is 'linux/arm/v7/x'",
+        ),
+        (
+            "ignore-tags.app",
+            "a,,b",
+            "annotation automator.gitops.io/ignore-tags.app is 'a,,b', which has an empty "
+            'pattern: write comma-separated globs without empty entries, e.g. "*-debug,latest"',
+        ),
+        (
+            "ignore-tags.app",
+            "",
+            "annotation automator.gitops.io/ignore-tags.app is empty: give it a value or remove it",
+        ),
+        (
+            "pin-digest.ap",
+            "true",
+            "annotation automator.gitops.io/pin-digest.ap names container 'ap', which this "
+            "workload does not have (containers: app, side): fix the container name",
+        ),
+        (
+            "ignore-tags.nope",
+            "x",
+            "annotation automator.gitops.io/ignore-tags.nope names container 'nope'",
+        ),
+        (
+            "platform.side",
+            "linux/arm64",
+            "annotation automator.gitops.io/platform.side is set but container 'side' has no "
+            "policy: add automator.gitops.io/policy.side (or automator.gitops.io/policy) or "
+            "remove it",
+        ),
+    ],
+)
+def test_a_wrong_ignore_tags_pin_digest_or_platform_annotation_is_reported(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    annotations = {
+        AUTOMATED: "true",
+        "automator.gitops.io/policy.app": "semver:^1",
+        f"automator.gitops.io/{key}": value,
+    }
+    write(
+        tmp_path,
+        "d.yaml",
+        deployment(annotations=annotations, containers=(("app", "a:1"), ("side", "b:1"))),
+    )
+
+    result = scan(tmp_path)
+
+    assert result.fields == ()
+    (error,) = result.errors
+    assert str(error).startswith("d.yaml:3: Deployment/-/web: ")
+    assert message in str(error)
+
+
+def test_the_policies_folder_schema_is_a_relative_link_to_the_packaged_schema() -> None:
+    repo = Path(__file__).parents[3]
+    link = repo / "policies" / "imagepolicy.schema.json"
+    packaged = repo / "automator" / "schemas" / "imagepolicy.schema.json"
+
+    assert link.is_symlink()
+    assert os.readlink(link) == "../automator/schemas/imagepolicy.schema.json"
+    assert link.resolve() == packaged.resolve()
+    assert _imagepolicy.schema() == json.loads(link.read_text())
+    jsonschema.Draft202012Validator.check_schema(_imagepolicy.schema())
+
+
+def test_the_annotation_platform_grammar_is_the_schemas() -> None:
+    spec = _imagepolicy.schema()["properties"]["spec"]["properties"]
+    assert spec["platform"]["pattern"] == "^" + PLATFORM.pattern.replace("(?:", "(") + "$"
