@@ -1,4 +1,4 @@
-"""What every strategy does to a tag before ranking it: drop artefacts, filter, extract.
+"""What every strategy does to a tag before ranking it: drop artefacts, ignore, filter, extract.
 
 The filter and extract annotations are written for Flux, whose regexes are Go RE2; the
 only RE2 spelling Python rejects that people actually use is the named group
@@ -9,11 +9,14 @@ so a bad annotation fails before any registry call.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from automator.errors import PolicyError
+from automator.policy._glob import compile_glob
+from automator.policy._types import Verdict
 
-__all__ = ["TagFilter", "is_artefact_tag"]
+__all__ = ["TagFilter", "compile_regex", "is_artefact_tag"]
 
 _ARTEFACT_SUFFIXES = (".sig", ".att", ".sbom")
 _ARTEFACT_PREFIX = "sha256-"
@@ -30,14 +33,33 @@ def is_artefact_tag(tag: str) -> bool:
 
 @dataclass(frozen=True)
 class TagFilter:
-    """The compiled filter regex and extract template; ``value_of`` gives what gets ranked."""
+    """Artefact exclusion, ignore globs, the filter regex and the extract template.
+
+    ``screen`` gives what the strategy ranks for a tag, or the verdict that rejects it.
+    """
 
     pattern: re.Pattern[str] | None = None
     template: tuple[str | int, ...] | None = None
+    source: str = ""
+    """The filter as written (Go spelling), for explanations."""
+    ignore: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    """The ignore globs as written, each with its compiled form."""
+    ignore_any: re.Pattern[str] | None = None
+    """All ignore globs in one alternation, so that screening costs one match per tag."""
 
     @classmethod
-    def compile(cls, filter: str | None, extract: str | None) -> TagFilter:
-        """Validate and compile both annotations; raise ``PolicyError`` saying what to fix."""
+    def compile(
+        cls, filter: str | None, extract: str | None, ignore: Sequence[str] = ()
+    ) -> TagFilter:
+        """Validate and compile the annotations; raise ``PolicyError`` saying what to fix."""
+        if isinstance(ignore, str):
+            raise TypeError("ignore must be a sequence of globs, not one string")
+        globs = tuple(
+            (glob.strip(), _compile_ignore(glob, i, len(ignore))) for i, glob in enumerate(ignore)
+        )
+        ignore_any = (
+            re.compile("|".join(f"(?:{c.pattern})" for _, c in globs), re.DOTALL) if globs else None
+        )
         if filter is None:
             if extract is not None:
                 raise PolicyError(
@@ -45,21 +67,33 @@ class TagFilter:
                     "groups. Fix: add a filter regex with named groups, e.g. "
                     "'^main-(?P<ts>[0-9]+)$' with extract '$ts'."
                 )
-            return cls()
-        pattern = _compile_regex(filter)
-        if extract is None:
-            return cls(pattern)
-        return cls(pattern, _parse_template(extract, pattern, filter))
+            return cls(ignore=globs, ignore_any=ignore_any)
+        pattern = compile_regex(filter, "filter")
+        template = None if extract is None else _parse_template(extract, pattern, filter)
+        return cls(pattern, template, filter, globs, ignore_any)
 
     def value_of(self, tag: str) -> str | None:
-        """The string the strategy ranks for ``tag``, or ``None`` when the filter rejects it."""
-        if is_artefact_tag(tag):
-            return None
+        """The string the strategy ranks for ``tag``, or ``None`` when the tag is rejected."""
+        value = self.screen(tag)
+        return value if isinstance(value, str) else None
+
+    def screen(self, tag: str) -> str | Verdict:
+        """The string the strategy ranks for ``tag``, or the verdict that rejects the tag."""
+        if tag.endswith(_ARTEFACT_SUFFIXES) or tag.startswith(_ARTEFACT_PREFIX):
+            return Verdict(
+                tag,
+                "excluded",
+                f"{tag} is a signature, attestation or SBOM artefact "
+                "(*.sig, *.att, *.sbom, sha256-*), never a deployable image.",
+            )
+        if self.ignore_any is not None and self.ignore_any.fullmatch(tag):
+            glob = next(text for text, glob in self.ignore if glob.fullmatch(tag))
+            return Verdict(tag, "ignored", f"{tag} matches the ignore glob {glob!r}.")
         if self.pattern is None:
             return tag
         match = self.pattern.search(tag)
         if match is None:
-            return None
+            return Verdict(tag, "filtered", f"{tag} does not match the filter {self.source!r}.")
         if self.template is None:
             return tag
         return "".join(
@@ -67,12 +101,22 @@ class TagFilter:
         )
 
 
-def _compile_regex(source: str) -> re.Pattern[str]:
+def _compile_ignore(glob: str, index: int, count: int) -> re.Pattern[str]:
+    if not glob.strip():
+        raise PolicyError(
+            f"ignore glob {index + 1} of {count} is empty. Fix: remove the empty entry from "
+            "the comma-separated ignore-tags list, e.g. 'latest, *-dev, pr-*'."
+        )
+    return compile_glob(glob.strip(), "ignore glob")
+
+
+def compile_regex(source: str, what: str) -> re.Pattern[str]:
+    """Compile a Go-spelled regex (``what`` names it in errors: ``filter``, ``regex``)."""
     try:
         return re.compile(_translate_go_regex(source))
     except re.error as exc:
         raise PolicyError(
-            f"filter {source!r} is not a valid regular expression ({exc.msg} at position "
+            f"{what} {source!r} is not a valid regular expression ({exc.msg} at position "
             f"{exc.pos}). Fix: correct the regex, e.g. '^v?[0-9]+\\.[0-9]+\\.[0-9]+$'."
         ) from exc
 

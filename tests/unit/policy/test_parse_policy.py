@@ -21,23 +21,44 @@ from automator.policy import parse_policy
         "numerical",
         "numerical:asc",
         "numerical: DESC ",
+        "newest-build",
+        "NEWEST-BUILD",
+        "digest",
+        "glob:1.*",
+        "glob: main-* ",
+        "regex:^v",
+        "regexp:^v",
     ],
 )
 def test_a_supported_spec_builds_a_policy_that_remembers_the_spec_as_written(spec: str) -> None:
     assert parse_policy(spec).spec == spec
 
 
-@pytest.mark.parametrize("spec", ["newest-build", "digest", "glob:1.*", "regex:^v", "regexp:^v"])
-def test_a_strategy_planned_for_later_says_it_is_not_supported_yet(spec: str) -> None:
-    with pytest.raises(PolicyError, match="is not supported yet") as caught:
-        parse_policy(spec)
-    assert "semver:RANGE, alphabetical[:asc|desc], numerical[:asc|desc]" in str(caught.value)
+@pytest.mark.parametrize(
+    ("spec", "needs_created", "follows_digest"),
+    [
+        ("semver:*", False, False),
+        ("alphabetical", False, False),
+        ("numerical:desc", False, False),
+        ("newest-build", True, False),
+        ("glob:main-*", True, False),
+        ("regex:^main-", True, False),
+        ("regexp:^main-", True, False),
+        ("digest", False, True),
+    ],
+)
+def test_a_policy_says_whether_the_engine_must_fetch_build_times_or_follow_digests(
+    spec: str, needs_created: bool, follows_digest: bool
+) -> None:
+    policy = parse_policy(spec)
+    assert (policy.needs_created, policy.follows_digest) == (needs_created, follows_digest)
 
 
 @pytest.mark.parametrize("spec", ["", ":", "latest", "semverx:1", "semver-1", "numeric"])
 def test_an_unknown_strategy_is_rejected_with_the_supported_ones(spec: str) -> None:
-    with pytest.raises(PolicyError, match=r"is unknown\. Fix: use one of semver:RANGE"):
+    with pytest.raises(PolicyError, match=r"is unknown\. Fix: use one of semver:RANGE") as caught:
         parse_policy(spec)
+    assert "newest-build, digest, glob:PATTERN, regex:PATTERN" in str(caught.value)
 
 
 @pytest.mark.parametrize("spec", ["semver", "semver:", "semver:   "])

@@ -23,6 +23,14 @@ def _select(spec: str, tags: list[str], current: str | None = None) -> Selection
     return parse_policy(spec).select(tags, current)
 
 
+def _outcome(result: Selection) -> tuple[str | None, tuple[str, ...], bool]:
+    return (result.selected, result.candidates, result.current_is_candidate)
+
+
+def _reasons(result: Selection) -> list[tuple[str, str]]:
+    return [(verdict.tag, verdict.reason) for verdict in result.verdicts]
+
+
 # --- semver -------------------------------------------------------------------------------
 
 
@@ -58,8 +66,10 @@ def test_semver_lists_every_eligible_tag_best_first_once() -> None:
 
 
 def test_tags_that_are_not_strict_semver_are_skipped_not_errors() -> None:
-    result = _select("semver:*", ["latest", "1.2", "20240101", "sha-1a2b", "01.2.3", "main"])
-    assert result == Selection(selected=None, candidates=(), current_is_candidate=False)
+    tags = ["latest", "1.2", "20240101", "sha-1a2b", "01.2.3", "main"]
+    result = _select("semver:*", tags)
+    assert _outcome(result) == (None, (), False)
+    assert _reasons(result) == [(tag, "not-a-version") for tag in sorted(tags)]
 
 
 def test_a_prerelease_is_skipped_unless_the_range_asks_for_prereleases() -> None:
@@ -97,9 +107,8 @@ def test_equal_versions_are_broken_by_the_lexically_greatest_tag(
 
 def test_the_current_tag_stays_when_the_registry_only_has_older_tags() -> None:
     result = _select("semver:^1", ["1.0.0", "1.1.0"], current="1.5.0")
-    assert result == Selection(
-        selected="1.5.0", candidates=("1.1.0", "1.0.0"), current_is_candidate=True
-    )
+    assert _outcome(result) == ("1.5.0", ("1.1.0", "1.0.0"), True)
+    assert _reasons(result) == [("1.5.0", "current"), ("1.1.0", "lower"), ("1.0.0", "lower")]
 
 
 def test_the_current_tag_stays_when_it_is_already_the_best() -> None:
@@ -132,11 +141,13 @@ def test_a_current_tag_the_policy_does_not_accept_is_replaced_by_the_best(
 
 
 def test_no_candidate_means_no_selection_even_with_an_eligible_current_tag() -> None:
-    assert _select("semver:^1", ["latest"], current="1.0.0") == Selection(None, (), True)
+    result = _select("semver:^1", ["latest"], current="1.0.0")
+    assert _outcome(result) == (None, (), True)
+    assert _reasons(result) == [("1.0.0", "current"), ("latest", "not-a-version")]
 
 
 def test_an_empty_tag_list_selects_nothing() -> None:
-    assert _select("semver:*", []) == Selection(None, (), False)
+    assert _select("semver:*", []) == Selection(None, (), False, ())
 
 
 def test_select_accepts_any_iterable_of_tags_including_a_generator() -> None:
