@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -18,8 +19,12 @@ from automator import __version__
 from automator.config import Settings, config_path, load_settings
 from automator.daemon import run_daemon
 from automator.engine import TRAILER, CycleResult, Engine, Evaluation
-from automator.errors import AutomatorError, ConfigError
+from automator.errors import AutomatorError, ConfigError, PermanentError, PolicyError
+from automator.images import ImageRef
 from automator.log import configure_logging
+from automator.policy import parse_policy
+from automator.registry import RegistryClient
+from automator.resolve import Resolver, check
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
 
@@ -86,6 +91,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     images.add_argument("--output", choices=("text", "json"), default="text")
 
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="resolve one image against one policy, no repo needed",
+        description="Resolve IMAGE against --policy SPEC using its registry; with --tags, "
+        "evaluate the policy offline on that tag list (IMAGE optional). The tag in IMAGE, if "
+        "any, is the current one (no downgrade below it).",
+    )
+    check.add_argument("image", nargs="?", metavar="IMAGE", help="e.g. ghcr.io/org/app:1.2.0")
+    check.add_argument("--policy", required=True, metavar="SPEC", help="e.g. semver:^1.2")
+    check.add_argument("--filter", metavar="RE", help="only tags matching RE (search)")
+    check.add_argument("--extract", metavar="TPL", help="compare $group expansion of --filter")
+    check.add_argument("--ignore", metavar="GLOBS", help="comma-separated tag globs to skip")
+    check.add_argument("--platform", metavar="OS/ARCH", help="platform for build times/digests")
+    check.add_argument("--pin-digest", action="store_true", help="write tag@sha256:...")
+    check.add_argument("--tags", metavar="T1,T2,...", help="evaluate offline on these tags")
+    check.add_argument("--explain", action="store_true", help="say why every other tag lost")
+    check.add_argument("--output", choices=("text", "json"), default="text")
+
     sub.add_parser("run", parents=[common], help="the daemon: run `once` every `interval`")
 
     history = sub.add_parser(
@@ -102,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_format, level=args.log_level)
     out = sys.stdout
     try:
+        if args.command == "check":
+            return _check(args, out)
         settings = load_settings(config_path(args.config))
         log.info("config_loaded", **_settings_summary(settings))
         return _dispatch(args, settings, out)
@@ -142,7 +168,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         if args.command == "once":
             result = engine.run_once(dry_run=args.dry_run)
             _print_cycle(result, out, dry_run=args.dry_run)
-            return EXIT_OK if result.ok else EXIT_FAILED
+            return _exit_code(result.invalid_policy, ok=result.ok)
         if args.command == "history":
             return _history(engine, out, output=args.output, limit=args.limit)
         evaluation = engine.evaluate()
@@ -150,9 +176,97 @@ def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             _print_plan(evaluation, out, output=args.output)
         else:
             _print_images(evaluation, out, output=args.output)
-        return EXIT_OK if not evaluation.failures else EXIT_FAILED
+        return _exit_code(evaluation.invalid_policy, ok=not evaluation.failures)
     finally:
         engine.close()
+
+
+def _exit_code(invalid_policy: bool, *, ok: bool) -> int:
+    """2 when a manifest carries a malformed policy (a configuration error the user must
+    fix), 1 for other failures; in both cases every other workload was still processed."""
+    if invalid_policy:
+        return EXIT_CONFIG
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    """``automator check``: bad policy/filter/extract/image is exit 2, registry trouble 1."""
+    try:
+        policy = parse_policy(
+            args.policy,
+            filter=args.filter,
+            extract=args.extract,
+            ignore=_split(args.ignore),
+        )
+        image = ImageRef.parse(args.image) if args.image else None
+    except PermanentError as exc:
+        print(f"automator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    tags = _split(args.tags) if args.tags is not None else None
+    if image is None and tags is None:
+        print("automator: check needs IMAGE, or --tags for an offline check", file=sys.stderr)
+        return EXIT_CONFIG
+    path = config_path(args.config)
+    explicit = args.config is not None or "AUTOMATOR_CONFIG" in os.environ
+    settings = load_settings(path) if explicit or path.exists() else Settings.without_repo()
+    registry = RegistryClient(settings) if tags is None else None
+    try:
+        resolver = (
+            Resolver(registry, max_concurrency=settings.max_concurrency) if registry else None
+        )
+        result = check(
+            policy,
+            image=image,
+            tags=tags,
+            resolver=resolver,
+            platform=args.platform,
+            pin_digest=args.pin_digest,
+        )
+    except PolicyError as exc:
+        print(f"automator: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        if registry is not None:
+            registry.close()
+    sel = result.selection
+    doc: dict[str, Any] = {
+        "image": str(image) if image else None,
+        "policy": policy.spec,
+        "filter": args.filter,
+        "extract": args.extract,
+        "current": image.tag if image else None,
+        "selected": sel.selected,
+        "new": result.new,
+        "candidates": list(sel.candidates),
+    }
+    if args.explain:
+        doc["explain"] = [
+            {"tag": v.tag, "reason": v.reason, "detail": v.detail} for v in sel.verdicts
+        ]
+    if args.output == "json":
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    print(f"policy:     {policy.spec}", file=out)
+    print(
+        f"selected:   {sel.selected or '(none: no tag qualifies, nothing would change)'}", file=out
+    )
+    if result.new:
+        print(f"image:      {result.new}", file=out)
+    print(
+        f"candidates: {', '.join(sel.candidates[:10]) or '(none)'}"
+        + (f" (+{len(sel.candidates) - 10} more)" if len(sel.candidates) > 10 else ""),
+        file=out,
+    )
+    if args.explain:
+        width = max((len(v.tag) for v in sel.verdicts), default=0)
+        for v in sel.verdicts:
+            print(f"  {v.tag:<{width}}  {v.reason:<14} {v.detail}", file=out)
+    return EXIT_OK
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def _print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:

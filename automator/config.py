@@ -208,6 +208,14 @@ class Settings(_Model):
     max_concurrency: int = Field(default=8, ge=1, le=256)
     push_retries: int = Field(default=3, ge=0, le=20)
 
+    @classmethod
+    def without_repo(cls) -> Settings:
+        """Defaults for commands that need no config repo (``check``) when no file exists.
+
+        The git URL is a placeholder that such commands never use.
+        """
+        return cls(git=GitSettings(url="file:///dev/null"))
+
     def registry_for(self, host: str) -> RegistrySettings | None:
         """The configured entry for an image host as written, if any."""
         for reg in self.registries:

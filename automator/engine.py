@@ -17,8 +17,7 @@ and the remote only ever sees complete commits.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -27,7 +26,9 @@ from automator.config import Settings
 from automator.errors import (
     AutomatorError,
     GitUnavailable,
+    ManifestError,
     PermanentError,
+    PolicyError,
     PushRejected,
     TransientError,
 )
@@ -36,6 +37,7 @@ from automator.images import ImageRef
 from automator.manifests import Change, ImageField, apply, render, scan
 from automator.policy import Policy, Selection, parse_policy
 from automator.registry import RegistryClient
+from automator.resolve import Lookup, Resolver, Target
 
 __all__ = [
     "TRAILER",
@@ -94,6 +96,9 @@ class Failure:
     subject: str
     message: str
     transient: bool = False
+    invalid_policy: bool = False
+    """A malformed policy, filter, extract, ignore glob or platform: the user must fix the
+    manifest, like a configuration error (``once``/``plan`` exit 2; the rest still runs)."""
 
     def __str__(self) -> str:
         """``subject: message``, without repeating a subject the message already names."""
@@ -129,6 +134,10 @@ class Evaluation:
         return [PlannedChange(r.field, r.new) for r in self.results if r.new is not None]
 
     @property
+    def invalid_policy(self) -> bool:
+        return any(f.invalid_policy for f in self.failures)
+
+    @property
     def unchanged(self) -> int:
         return sum(1 for r in self.results if r.new is None and r.failure is None)
 
@@ -148,6 +157,10 @@ class CycleResult:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def invalid_policy(self) -> bool:
+        return any(f.invalid_policy for f in self.failures)
 
 
 def commit_message(changes: Sequence[PlannedChange]) -> str:
@@ -204,88 +217,71 @@ class Engine:
     # -- the read-only half -------------------------------------------------------------
 
     def evaluate(self) -> Evaluation:
-        """Sync the clone, scan manifests, list tags and pick the new images."""
+        """Sync the clone, scan manifests, list tags and pick the new values."""
         revision = self.repo.sync()
         scanned = scan(self.repo.path, self.settings.git.paths)
         failures = [Failure(_error_subject(e), str(e)) for e in scanned.errors]
         for failure in failures:
             log.warning("manifest_invalid", subject=failure.subject, error=failure.message)
 
-        prepared: list[tuple[ImageField, ImageRef, Policy] | FieldResult] = []
-        for f in scanned.fields:
+        results: dict[int, FieldResult] = {}
+        targets: dict[int, Target] = {}
+        for i, f in enumerate(scanned.fields):
             try:
-                ref = ImageRef.parse(f.image)
-                policy = parse_policy(f.policy, filter=f.filter, extract=f.extract)
+                targets[i] = _target(f)
             except PermanentError as exc:
-                prepared.append(FieldResult(f, failure=self._fail(f, exc)))
+                results[i] = FieldResult(f, failure=self._fail(f, exc))
+
+        resolver = Resolver(self.registry, max_concurrency=self.settings.max_concurrency)
+        tags = resolver.tags(t.repo for t in targets.values())
+        selections = resolver.select(targets, tags)
+
+        # Digests to write: the current tag's for `digest`, the selected tag's when pinned
+        # (by annotation, by a `:digest` marker, or because the value already has one).
+        wanted: dict[int, Lookup] = {}
+        for i, t in targets.items():
+            sel = selections[i]
+            if isinstance(sel, Selection) and sel.selected is not None:
+                f = scanned.fields[i]
+                if _needs_digest(f, t, sel.selected):
+                    wanted[i] = Lookup(t.repo, sel.selected, t.platform)
+        digests = resolver.digests(wanted.values())
+
+        for i, t in targets.items():
+            f = scanned.fields[i]
+            sel = selections[i]
+            if isinstance(sel, AutomatorError):
+                results[i] = FieldResult(f, t.policy, failure=self._fail(f, sel))
                 continue
-            prepared.append((f, ref, policy))
-
-        wanted = {item[1].canonical: item[1] for item in prepared if isinstance(item, tuple)}
-        tags = self._list_all_tags(wanted.values())
-
-        results: list[FieldResult] = []
-        for item in prepared:
-            if isinstance(item, FieldResult):
-                results.append(item)
+            digest: str | AutomatorError | None = None
+            if i in wanted:
+                digest = digests[wanted[i].key]
+            if isinstance(digest, AutomatorError):
+                results[i] = FieldResult(f, t.policy, sel, failure=self._fail(f, digest))
                 continue
-            f, ref, policy = item
-            listed = tags[ref.canonical]
-            if isinstance(listed, AutomatorError):
-                results.append(FieldResult(f, policy, failure=self._fail(f, listed)))
-                continue
-            results.append(self._decide(f, ref, policy, listed))
-        failures.extend(r.failure for r in results if r.failure is not None)
-        return Evaluation(revision, tuple(results), tuple(failures))
-
-    def _list_all_tags(self, refs: Iterable[ImageRef]) -> dict[str, list[str] | AutomatorError]:
-        """One ``tags/list`` per distinct repository, ``max_concurrency`` at a time."""
-
-        def one(ref: ImageRef) -> tuple[str, list[str] | AutomatorError]:
-            try:
-                return ref.canonical, self.registry.list_tags(ref)
-            except AutomatorError as exc:
-                log.warning(
-                    "registry_scan_failed",
-                    image=ref.canonical,
-                    error=str(exc),
-                    transient=isinstance(exc, TransientError),
+            new = _new_value(f, t, sel, digest)
+            if new is not None:
+                log.info(
+                    "update_planned",
+                    file=f.file,
+                    workload=f.ref,
+                    container=f.container,
+                    current=f.image,
+                    new=new,
+                    policy=f.policy,
                 )
-                return ref.canonical, exc
-
-        refs = list(refs)
-        if not refs:
-            return {}
-        workers = min(self.settings.max_concurrency, len(refs))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan") as pool:
-            return dict(pool.map(one, refs))
-
-    def _decide(self, f: ImageField, ref: ImageRef, policy: Policy, tags: list[str]) -> FieldResult:
-        selection = policy.select(tags, current=ref.tag)
-        if selection.selected is None or selection.selected == ref.tag:
-            return FieldResult(f, policy, selection)
-        digest: str | None = None
-        if ref.digest is not None:
-            # The manifest pins a digest: keep it pinned, to the new tag's digest.
-            try:
-                digest = self.registry.digest(ref, selection.selected)
-            except AutomatorError as exc:
-                return FieldResult(f, policy, selection, failure=self._fail(f, exc))
-        new = str(ref.with_tag(selection.selected, digest))
-        log.info(
-            "update_planned",
-            file=f.file,
-            workload=f.ref,
-            container=f.container,
-            current=f.image,
-            new=new,
-            policy=f.policy,
-        )
-        return FieldResult(f, policy, selection, new=new)
+            results[i] = FieldResult(f, t.policy, sel, new=new)
+        ordered = tuple(results[i] for i in range(len(scanned.fields)))
+        failures.extend(r.failure for r in ordered if r.failure is not None)
+        return Evaluation(revision, ordered, tuple(failures))
 
     def _fail(self, f: ImageField, exc: AutomatorError) -> Failure:
-        subject = f"{f.file}: {f.ref} container {f.container}"
-        failure = Failure(subject, str(exc), transient=isinstance(exc, TransientError))
+        subject = f"{f.file}:{f.line}: {f.ref} container {f.container}"
+        invalid = isinstance(exc, PolicyError)
+        message = f"annotation {f.source}: {exc}" if invalid else str(exc)
+        failure = Failure(
+            subject, message, transient=isinstance(exc, TransientError), invalid_policy=invalid
+        )
         log.warning(
             "workload_failed",
             file=f.file,
@@ -369,6 +365,58 @@ class Engine:
             result.commit = sha
             log.info("push_succeeded", commit=sha, changes=len(changes))
             return
+
+
+def _target(f: ImageField) -> Target:
+    """The repository, policy and current tag one field asks about (PermanentError if bad)."""
+    policy = parse_policy(f.policy, filter=f.filter, extract=f.extract, ignore=f.ignore_tags)
+    if f.part == "image":
+        value = ImageRef.parse(f.image)
+        repo = ImageRef.parse(f.repository) if f.repository else value
+        current = value.tag
+    else:
+        if f.repository is None:
+            raise ManifestError(f"{f.file}:{f.line}: a {f.part} field needs an ImagePolicy image")
+        repo = ImageRef.parse(f.repository)
+        current = f.image if f.part == "tag" else None
+    return Target(repo=repo, policy=policy, current=current, platform=f.platform)
+
+
+def _needs_digest(f: ImageField, t: Target, selected: str) -> bool:
+    """Whether writing this field needs the selected tag's digest.
+
+    ``digest`` policies and ``:digest`` markers always do. Otherwise a digest is looked up
+    when the tag changes and the value is pinned (by annotation, or because it already
+    carries a digest), or when pin-digest is asked for and the value has none yet; an
+    unchanged, already pinned tag is never re-resolved (pinning means: do not move).
+    """
+    if f.part == "digest" or t.policy.follows_digest:
+        return True
+    if f.part != "image":
+        return False
+    value = ImageRef.parse(f.image)
+    if selected != value.tag:
+        return f.pin_digest or value.digest is not None
+    return f.pin_digest and value.digest is None
+
+
+def _new_value(f: ImageField, t: Target, sel: Selection, digest: str | None) -> str | None:
+    """The field's new text, or None when it already says the right thing."""
+    if sel.selected is None:
+        return None
+    if f.part == "tag":
+        new = sel.selected
+    elif f.part == "digest":
+        new = digest or f.image
+    elif f.part == "name":
+        new = t.repo.name
+    else:
+        value = ImageRef.parse(f.image)
+        base = ImageRef.parse(f.repository) if f.repository else value
+        if sel.selected == value.tag and base.name == value.name and digest in (None, value.digest):
+            return None
+        new = str(base.with_tag(sel.selected, digest))
+    return None if new == f.image else new
 
 
 def _error_subject(err: AutomatorError) -> str:

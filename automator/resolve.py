@@ -1,0 +1,205 @@
+"""Turn a policy and a repository into a new image value: tags, build times, digests.
+
+Shared by every command that chooses tags (``once``/``plan``/``images`` through the
+engine, and ``check`` for one image), so they cannot disagree. Registry lookups are
+batched and deduplicated across all fields of a cycle, then run ``max_concurrency`` at a
+time: one ``tags/list`` per repository, one creation-time lookup per (repository, tag,
+platform) the policy still considers, and one digest per (repository, tag, platform)
+that must be written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import structlog
+
+from automator.errors import AutomatorError, TransientError
+from automator.images import ImageRef
+from automator.policy import Policy, Selection
+from automator.registry import RegistryClient
+
+__all__ = ["CheckResult", "Lookup", "Resolver", "Target", "check"]
+
+log = structlog.get_logger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One metadata question about one tag: (repository, tag, platform)."""
+
+    repo: ImageRef
+    tag: str
+    platform: str | None
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        return (self.repo.canonical, self.tag, self.platform)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one field asks of the registry: the repository and how to choose in it."""
+
+    repo: ImageRef
+    policy: Policy
+    current: str | None
+    platform: str | None = None
+
+
+class Resolver:
+    """Batched, concurrent registry lookups for many targets at once."""
+
+    def __init__(self, registry: RegistryClient, *, max_concurrency: int) -> None:
+        self.registry = registry
+        self.max_concurrency = max_concurrency
+
+    def _parallel(
+        self, keys: Iterable[K], fn: Callable[[K], V], event: str
+    ) -> dict[K, V | AutomatorError]:
+        keys = list(dict.fromkeys(keys))
+
+        def one(key: K) -> tuple[K, V | AutomatorError]:
+            try:
+                return key, fn(key)
+            except AutomatorError as exc:
+                log.warning(
+                    event,
+                    subject=str(key),
+                    error=str(exc),
+                    transient=isinstance(exc, TransientError),
+                )
+                return key, exc
+
+        if not keys:
+            return {}
+        if len(keys) == 1:
+            return dict([one(keys[0])])
+        workers = min(self.max_concurrency, len(keys))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry") as pool:
+            return dict(pool.map(one, keys))
+
+    def tags(self, repos: Iterable[ImageRef]) -> dict[str, list[str] | AutomatorError]:
+        """``tags/list`` once per distinct repository (by canonical name)."""
+        by_name = {r.canonical: r for r in repos}
+        got = self._parallel(
+            by_name, lambda n: self.registry.list_tags(by_name[n]), "registry_scan_failed"
+        )
+        return dict(got)
+
+    def created(
+        self, lookups: Iterable[Lookup]
+    ) -> dict[tuple[str, str, str | None], datetime | AutomatorError]:
+        """Image creation time per (repository, tag, platform)."""
+        by_key = {q.key: q for q in lookups}
+        return self._parallel(
+            by_key,
+            lambda k: self.registry.created(
+                by_key[k].repo, by_key[k].tag, platform=by_key[k].platform
+            ),
+            "registry_created_failed",
+        )
+
+    def digests(
+        self, lookups: Iterable[Lookup]
+    ) -> dict[tuple[str, str, str | None], str | AutomatorError]:
+        """Manifest digest per (repository, tag, platform)."""
+        by_key = {q.key: q for q in lookups}
+        return self._parallel(
+            by_key,
+            lambda k: self.registry.digest(
+                by_key[k].repo, by_key[k].tag, platform=by_key[k].platform
+            ),
+            "registry_digest_failed",
+        )
+
+    def select(
+        self,
+        targets: Mapping[K, Target],
+        tags: Mapping[str, list[str] | AutomatorError],
+    ) -> dict[K, Selection | AutomatorError]:
+        """Apply each target's policy, fetching build times where the policy needs them."""
+        wanted: list[Lookup] = []
+        for t in targets.values():
+            listed = tags.get(t.repo.canonical)
+            if t.policy.needs_created and isinstance(listed, list):
+                wanted += [Lookup(t.repo, tag, t.platform) for tag in t.policy.eligible(listed)]
+        created = self.created(wanted)
+        out: dict[K, Selection | AutomatorError] = {}
+        for key, t in targets.items():
+            listed = tags.get(t.repo.canonical)
+            if listed is None:
+                raise KeyError(t.repo.canonical)  # a programming error: tags not fetched
+            if isinstance(listed, AutomatorError):
+                out[key] = listed
+                continue
+            times: dict[str, datetime] | None = None
+            if t.policy.needs_created:
+                times = {}
+                failed: AutomatorError | None = None
+                for tag in t.policy.eligible(listed):
+                    value = created.get((t.repo.canonical, tag, t.platform))
+                    if isinstance(value, datetime):
+                        times[tag] = value
+                    elif isinstance(value, AutomatorError):
+                        failed = value
+                if failed is not None:
+                    # Choosing among the tags whose build time we happen to know could pick
+                    # an image older than the current one: skip the field this cycle.
+                    out[key] = failed
+                    continue
+            out[key] = t.policy.select(listed, t.current, created=times)
+        return out
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """``automator check``: one policy applied to one image or one tag list."""
+
+    selection: Selection
+    new: str | None
+    """The whole new image reference, when an image was given and a tag was selected."""
+
+
+def check(
+    policy: Policy,
+    *,
+    image: ImageRef | None,
+    tags: list[str] | None,
+    resolver: Resolver | None,
+    platform: str | None = None,
+    pin_digest: bool = False,
+) -> CheckResult:
+    """Resolve one image against one policy; offline when ``tags`` is given.
+
+    Offline there are no build times and no digests: time-ordered policies select nothing
+    and say why, and the digest is not written.
+    """
+    current = image.tag if image is not None else None
+    if tags is not None or resolver is None or image is None:
+        selection = policy.select(tags or [], current)
+    else:
+        listed = resolver.tags([image])
+        target = Target(repo=image, policy=policy, current=current, platform=platform)
+        result = resolver.select({0: target}, listed)[0]
+        if isinstance(result, AutomatorError):
+            raise result
+        selection = result
+    if image is None or selection.selected is None:
+        return CheckResult(selection, None)
+    digest: str | None = None
+    wants_digest = pin_digest or policy.follows_digest or image.digest is not None
+    if tags is None and resolver is not None and wants_digest:
+        got = resolver.digests([Lookup(image, selection.selected, platform)])
+        value = next(iter(got.values()))
+        if isinstance(value, AutomatorError):
+            raise value
+        digest = value
+    return CheckResult(selection, str(image.with_tag(selection.selected, digest)))
