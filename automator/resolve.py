@@ -10,15 +10,16 @@ that must be written.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 import structlog
 
-from automator.errors import AutomatorError, TransientError
+from automator.errors import AutomatorError, RegistryUnavailable, TransientError
 from automator.images import ImageRef
 from automator.policy import Policy, Selection
 from automator.registry import RegistryClient
@@ -29,6 +30,10 @@ log = structlog.get_logger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+def _host_of_key(key: tuple[str, str, str | None]) -> str:
+    return key[0].split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -55,20 +60,45 @@ class Target:
 
 
 class Resolver:
-    """Batched, concurrent registry lookups for many targets at once."""
+    """Batched, concurrent registry lookups for many targets at once.
 
-    def __init__(self, registry: RegistryClient, *, max_concurrency: int) -> None:
+    Work is partitioned by registry and each registry gets its own small pool
+    (``concurrency_for(host)`` workers), so a registry that hangs or throttles occupies
+    only its own workers and never delays the others. ``budget`` (seconds, for the whole
+    life of the resolver, i.e. one cycle) bounds how long a cycle waits: lookups still
+    running then fail with RegistryUnavailable, which leaves their workloads unchanged.
+    """
+
+    def __init__(
+        self,
+        registry: RegistryClient,
+        *,
+        max_concurrency: int,
+        concurrency_for: Callable[[str], int] | None = None,
+        budget: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry
         self.max_concurrency = max_concurrency
+        self._concurrency_for = concurrency_for or (lambda _host: max_concurrency)
+        self._budget = budget
+        self._clock = clock
+        self._deadline = None if budget is None else clock() + budget
 
     def _parallel(
-        self, keys: Iterable[K], fn: Callable[[K], V], event: str
+        self,
+        keys: Iterable[K],
+        fn: Callable[[K], V],
+        event: str,
+        host_of: Callable[[K], str],
     ) -> dict[K, V | AutomatorError]:
         keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
 
-        def one(key: K) -> tuple[K, V | AutomatorError]:
+        def one(key: K) -> V | AutomatorError:
             try:
-                return key, fn(key)
+                return fn(key)
             except AutomatorError as exc:
                 log.warning(
                     event,
@@ -76,23 +106,46 @@ class Resolver:
                     error=str(exc),
                     transient=isinstance(exc, TransientError),
                 )
-                return key, exc
+                return exc
 
-        if not keys:
-            return {}
-        if len(keys) == 1:
-            return dict([one(keys[0])])
-        workers = min(self.max_concurrency, len(keys))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry") as pool:
-            return dict(pool.map(one, keys))
+        groups: dict[str, list[K]] = {}
+        for key in keys:
+            groups.setdefault(host_of(key), []).append(key)
+        pools: list[ThreadPoolExecutor] = []
+        futures: dict[Future[V | AutomatorError], tuple[K, str]] = {}
+        for host, members in groups.items():
+            workers = max(1, min(self._concurrency_for(host), len(members)))
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"reg-{host}")
+            pools.append(pool)
+            for key in members:
+                futures[pool.submit(one, key)] = (key, host)
+        timeout = None if self._deadline is None else max(0.0, self._deadline - self._clock())
+        done, not_done = wait(futures, timeout=timeout)
+        out: dict[K, V | AutomatorError] = {}
+        for future in done:
+            out[futures[future][0]] = future.result()
+        for future in not_done:
+            key, host = futures[future]
+            out[key] = RegistryUnavailable(
+                f"registry {host}: scan budget of {self._budget:g}s exceeded before "
+                f"{key} was resolved; its workloads stay unchanged this cycle (raise "
+                "scan_budget, or check why the registry is slow)"
+            )
+            log.warning(event, subject=str(key), error="scan budget exceeded", transient=True)
+        for pool in pools:
+            # Do not wait for stragglers: their own request timeouts end them.
+            pool.shutdown(wait=not not_done, cancel_futures=True)
+        return out
 
     def tags(self, repos: Iterable[ImageRef]) -> dict[str, list[str] | AutomatorError]:
         """``tags/list`` once per distinct repository (by canonical name)."""
         by_name = {r.canonical: r for r in repos}
-        got = self._parallel(
-            by_name, lambda n: self.registry.list_tags(by_name[n]), "registry_scan_failed"
+        return self._parallel(
+            by_name,
+            lambda n: self.registry.list_tags(by_name[n]),
+            "registry_scan_failed",
+            lambda n: by_name[n].registry,
         )
-        return dict(got)
 
     def created(
         self, lookups: Iterable[Lookup]
@@ -105,6 +158,7 @@ class Resolver:
                 by_key[k].repo, by_key[k].tag, platform=by_key[k].platform
             ),
             "registry_created_failed",
+            _host_of_key,
         )
 
     def digests(
@@ -118,6 +172,7 @@ class Resolver:
                 by_key[k].repo, by_key[k].tag, platform=by_key[k].platform
             ),
             "registry_digest_failed",
+            _host_of_key,
         )
 
     def select(
