@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
@@ -21,6 +20,13 @@ from types import FrameType
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 
 from automator.config import Settings
 from automator.engine import Engine
@@ -30,61 +36,63 @@ __all__ = ["DaemonState", "run_daemon"]
 log = structlog.get_logger(__name__)
 
 
-@dataclass
 class DaemonState:
-    """Counters shared by the scheduler thread and the HTTP server (under one lock)."""
+    """Readiness and cycle metrics, shared by the scheduler thread and the HTTP server.
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    cycles: int = 0
-    failed_cycles: int = 0
-    updates: int = 0
-    last_duration: float = 0.0
-    last_success: float = 0.0
-    ready: bool = False
+    The metrics live in one explicit prometheus ``CollectorRegistry`` (never the library's
+    global default), which the registry client also writes its request counters to.
+    """
 
-    def record(self, *, ok: bool, updates: int, duration: float) -> None:
-        with self.lock:
-            self.cycles += 1
-            self.failed_cycles += 0 if ok else 1
-            self.updates += updates
-            self.last_duration = duration
-            if ok:
-                self.last_success = datetime.now(UTC).timestamp()
-            self.ready = True
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self._lock = threading.Lock()
+        self._ready = False
+        self.cycles = Counter("automator_cycles", "Automation cycles run.", registry=self.registry)
+        self.failed_cycles = Counter(
+            "automator_cycle_failures",
+            "Cycles in which some workload failed.",
+            registry=self.registry,
+        )
+        self.updates = Counter(
+            "automator_image_updates",
+            "Image values rewritten and pushed.",
+            registry=self.registry,
+        )
+        self.failed_workloads = Gauge(
+            "automator_failed_workloads",
+            "Workloads that failed in the last cycle.",
+            registry=self.registry,
+        )
+        self.duration = Gauge(
+            "automator_last_cycle_duration_seconds",
+            "Duration of the last cycle.",
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "automator_last_success_timestamp_seconds",
+            "Unix time of the last cycle without failures.",
+            registry=self.registry,
+        )
 
-    def metrics(self) -> str:
-        with self.lock:
-            rows = [
-                ("automator_cycles_total", "counter", "Automation cycles run.", self.cycles),
-                (
-                    "automator_cycle_failures_total",
-                    "counter",
-                    "Cycles with failed workloads.",
-                    self.failed_cycles,
-                ),
-                (
-                    "automator_image_updates_total",
-                    "counter",
-                    "Image values rewritten and pushed.",
-                    self.updates,
-                ),
-                (
-                    "automator_last_cycle_duration_seconds",
-                    "gauge",
-                    "Duration of the last cycle.",
-                    self.last_duration,
-                ),
-                (
-                    "automator_last_success_timestamp_seconds",
-                    "gauge",
-                    "Unix time of the last cycle without failures.",
-                    self.last_success,
-                ),
-            ]
-        lines: list[str] = []
-        for name, kind, help_text, value in rows:
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
-        return "\n".join(lines) + "\n"
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._ready
+
+    def record(self, *, ok: bool, updates: int, failed: int, duration: float) -> None:
+        self.cycles.inc()
+        if not ok:
+            self.failed_cycles.inc()
+        self.updates.inc(updates)
+        self.failed_workloads.set(failed)
+        self.duration.set(duration)
+        if ok:
+            self.last_success.set_to_current_time()
+        with self._lock:
+            self._ready = True
+
+    def metrics(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 def _handler(state: DaemonState) -> type[BaseHTTPRequestHandler]:
@@ -93,16 +101,15 @@ def _handler(state: DaemonState) -> type[BaseHTTPRequestHandler]:
             if self.path == "/healthz":
                 self._reply(200, "ok\n")
             elif self.path == "/readyz":
-                with state.lock:
-                    ready = state.ready
+                ready = state.ready
                 self._reply(200 if ready else 503, "ready\n" if ready else "no cycle yet\n")
             elif self.path == "/metrics":
-                self._reply(200, state.metrics(), "text/plain; version=0.0.4")
+                self._reply(200, state.metrics(), CONTENT_TYPE_LATEST)
             else:
                 self._reply(404, "not found\n")
 
-        def _reply(self, code: int, body: str, ctype: str = "text/plain") -> None:
-            data = body.encode()
+        def _reply(self, code: int, body: str | bytes, ctype: str = "text/plain") -> None:
+            data = body.encode() if isinstance(body, str) else body
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
@@ -126,9 +133,14 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
             result = engine.run_once()
         except Exception:
             log.exception("cycle_crashed")
-            state.record(ok=False, updates=0, duration=0.0)
+            state.record(ok=False, updates=0, failed=0, duration=0.0)
             return
-        state.record(ok=result.ok, updates=len(result.changes), duration=result.duration)
+        state.record(
+            ok=result.ok,
+            updates=len(result.changes),
+            failed=len(result.failures),
+            duration=result.duration,
+        )
 
     host, _, port = settings.http.listen.rpartition(":")
     server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(state))

@@ -84,12 +84,14 @@ def test_the_daemon_updates_on_its_interval_reports_health_and_exits_on_sigterm(
         wait_until(lambda: shows("1.2.0"), timeout=60, what="a later cycle to pick up 1.2.0")
         status, metrics = get(f"{base}/metrics")
         assert status == 200
-        updates = [
-            line
+        values = {
+            line.split()[0]: float(line.split()[1])
             for line in metrics.splitlines()
-            if line.startswith("automator_image_updates_total ")
-        ]
-        assert updates == ["automator_image_updates_total 2"]
+            if line and not line.startswith("#")
+        }
+        assert values["automator_image_updates_total"] == 2
+        assert values["automator_cycles_total"] >= 2
+        assert values["automator_failed_workloads"] == 0
         assert get(f"{base}/nope")[0] == 404
 
         proc.send_signal(signal.SIGTERM)
