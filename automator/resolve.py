@@ -147,32 +147,33 @@ class Resolver:
             lambda n: by_name[n].registry,
         )
 
+    def _per_tag(
+        self,
+        lookups: Iterable[Lookup],
+        fetch: Callable[[Lookup], V],
+        event: str,
+    ) -> dict[tuple[str, str, str | None], V | AutomatorError]:
+        by_key = {q.key: q for q in lookups}
+        return self._parallel(by_key, lambda k: fetch(by_key[k]), event, _host_of_key)
+
     def created(
         self, lookups: Iterable[Lookup]
     ) -> dict[tuple[str, str, str | None], datetime | AutomatorError]:
         """Image creation time per (repository, tag, platform)."""
-        by_key = {q.key: q for q in lookups}
-        return self._parallel(
-            by_key,
-            lambda k: self.registry.created(
-                by_key[k].repo, by_key[k].tag, platform=by_key[k].platform
-            ),
+        return self._per_tag(
+            lookups,
+            lambda q: self.registry.created(q.repo, q.tag, platform=q.platform),
             "registry_created_failed",
-            _host_of_key,
         )
 
     def digests(
         self, lookups: Iterable[Lookup]
     ) -> dict[tuple[str, str, str | None], str | AutomatorError]:
         """Manifest digest per (repository, tag, platform)."""
-        by_key = {q.key: q for q in lookups}
-        return self._parallel(
-            by_key,
-            lambda k: self.registry.digest(
-                by_key[k].repo, by_key[k].tag, platform=by_key[k].platform
-            ),
+        return self._per_tag(
+            lookups,
+            lambda q: self.registry.digest(q.repo, q.tag, platform=q.platform),
             "registry_digest_failed",
-            _host_of_key,
         )
 
     def select(
