@@ -152,7 +152,13 @@ class GitSettings(_Model):
 
 
 class RegistrySettings(_Model):
-    """How to reach one registry host (as written in image references)."""
+    """How to reach one registry host (as written in image references), and how gently.
+
+    Everything beyond ``host`` is optional; the defaults suit Docker Hub, GHCR, Quay and a
+    self-hosted Distribution alike. Secrets are never inline: ``password_env`` /
+    ``password_file`` name where the password lives, ``credential_command`` names a
+    program that prints a short-lived one (ECR, GCR/Artifact Registry, ACR tokens).
+    """
 
     host: str
     url: str | None = None
@@ -161,6 +167,32 @@ class RegistrySettings(_Model):
     password_file: Path | None = None
     docker_config: Path | None = None
     ca_file: Path | None = None
+    insecure: bool = Field(
+        default=False,
+        description="https without certificate verification (a warning is logged at start)",
+    )
+    cert_file: Path | None = Field(default=None, description="client certificate (mTLS), PEM")
+    key_file: Path | None = Field(default=None, description="its private key, PEM")
+    credential_command: tuple[str, ...] | None = Field(
+        default=None,
+        description="argv of a program printing a secret, or Docker-helper / expiring JSON",
+    )
+    credential_ttl: Duration = Field(
+        default=600.0,
+        description="how long a credential_command answer without expires_at is reused",
+    )
+    rate_limit: float | None = Field(default=None, description="requests per second, at most")
+    burst: int | None = Field(
+        default=None, description="token-bucket size; default: one second of rate_limit"
+    )
+    max_concurrency: int | None = Field(
+        default=None, description="requests in flight at once; default: top-level max_concurrency"
+    )
+    page_size: int = Field(default=1000, description="tags per tags/list page (n=)")
+    max_tags: int | None = Field(
+        default=None, description="keep at most this many tags per repository (logged when cut)"
+    )
+    timeout: Duration | None = Field(default=None, description="per-request timeout; default 30s")
 
     @field_validator("url")
     @classmethod
@@ -168,6 +200,66 @@ class RegistrySettings(_Model):
         if url is not None and not re.match(r"^https?://[^/]+", url):
             raise ValueError(f"{url!r} must start with http:// or https:// and name a host")
         return url.rstrip("/") if url is not None else None
+
+    @field_validator("credential_command")
+    @classmethod
+    def _check_command(cls, argv: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if argv is not None and (not argv or not argv[0].strip()):
+            raise ValueError(
+                "must be a non-empty list: the program and its arguments, "
+                "e.g. [aws, ecr, get-login-password]"
+            )
+        return argv
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate(cls, rate: float | None) -> float | None:
+        if rate is not None and not 0 < rate <= 100_000:
+            raise ValueError("must be a number of requests per second above 0, e.g. 5 or 0.5")
+        return rate
+
+    @field_validator("credential_ttl", "timeout")
+    @classmethod
+    def _check_positive(cls, seconds: float | None) -> float | None:
+        if seconds is not None and seconds <= 0:
+            raise ValueError("must be a positive duration such as 30s or 10m")
+        return seconds
+
+    @field_validator("burst", "max_concurrency", "max_tags")
+    @classmethod
+    def _check_count(cls, count: int | None) -> int | None:
+        if count is not None and count < 1:
+            raise ValueError("must be at least 1 (or left out)")
+        return count
+
+    @field_validator("page_size")
+    @classmethod
+    def _check_page_size(cls, size: int) -> int:
+        if not 1 <= size <= 100_000:
+            raise ValueError("must be between 1 and 100000 (registries commonly accept 1000)")
+        return size
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> RegistrySettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                f"registry {self.host}: set both cert_file and key_file (client certificate "
+                "and its key), or neither"
+            )
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError(f"registry {self.host}: set password_env or password_file, not both")
+        if self.credential_command is not None and (
+            self.password_env is not None
+            or self.password_file is not None
+            or self.docker_config is not None
+        ):
+            raise ValueError(
+                f"registry {self.host}: credential_command supplies the password; remove "
+                "password_env/password_file/docker_config (or the command)"
+            )
+        if self.burst is not None and self.rate_limit is None:
+            raise ValueError(f"registry {self.host}: burst needs rate_limit; set both")
+        return self
 
     @property
     def base_url(self) -> str:
@@ -177,6 +269,13 @@ class RegistrySettings(_Model):
     @property
     def password(self) -> SecretRef:
         return SecretRef(env=self.password_env, file=self.password_file)
+
+    @property
+    def effective_burst(self) -> int:
+        """Token-bucket size: ``burst``, else one second's worth of ``rate_limit`` (>= 1)."""
+        if self.burst is not None:
+            return self.burst
+        return max(1, -int(-(self.rate_limit or 1.0) // 1))
 
 
 class HttpSettings(_Model):

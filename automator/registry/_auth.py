@@ -9,10 +9,16 @@ The ``docker`` package is used only to read a standard Docker ``config.json`` (i
 from __future__ import annotations
 
 import base64
+import ipaddress
+import json
 import os
 import re
 import shutil
+import socket
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +26,17 @@ import docker.auth
 import docker.errors
 import structlog
 
-from automator.errors import ConfigError, RegistryAuthError
+from automator.errors import ConfigError, RegistryAuthError, RegistryUnavailable
+from automator.registry._manifests import parse_created
 
 __all__ = [
     "Challenge",
+    "CommandCredentials",
     "Credentials",
     "docker_config_path",
     "load_docker_credentials",
     "parse_challenges",
+    "run_credential_command",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -164,4 +173,140 @@ def _entry_to_credentials(entry: Any) -> Credentials | None:
         return Credentials(username=str(username or ""), identity_token=str(token))
     if username:
         return Credentials(username=str(username), password=str(password or ""))
+    return None
+
+
+@dataclass(frozen=True)
+class CommandCredentials:
+    """What a ``credential_command`` printed: credentials and, if it said, their lifetime."""
+
+    credentials: Credentials
+    expires_in: float | None
+    """Seconds from now until ``expires_at`` (wall clock), or None when none was given."""
+
+
+def run_credential_command(
+    argv: Sequence[str],
+    *,
+    key: str,
+    registry: str,
+    username: str | None,
+    timeout: float,
+) -> CommandCredentials:
+    """Run ``argv`` (no shell) and read credentials from its standard output.
+
+    Accepted outputs: JSON ``{"Username", "Secret"}`` (what a Docker credential helper's
+    ``get`` prints), JSON ``{"username", "password", "expires_at"}`` (RFC 3339), or a bare
+    secret on the first line (``aws ecr get-login-password``, ``gcloud auth
+    print-access-token``). ``username`` (from the config) is used when the output names
+    none. Neither the output nor stderr ever reaches a message: they hold the secret.
+    """
+    try:
+        done = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RegistryUnavailable(
+            f"registry {registry}: {key} ({argv[0]}) did not finish within {timeout:g}s; "
+            "check the command (is it waiting for input?)"
+        ) from None
+    except OSError as exc:
+        raise RegistryAuthError(
+            f"registry {registry}: {key} cannot run {argv[0]!r} ({exc.strerror or exc}); "
+            "install it or fix the path"
+        ) from None
+    if done.returncode != 0:
+        raise RegistryAuthError(
+            f"registry {registry}: {key} ({argv[0]}) failed with exit code "
+            f"{done.returncode}; run it by hand to see why (its output is not logged)"
+        )
+    text = done.stdout.decode("utf-8", errors="replace")
+    parsed = _parse_command_output(text)
+    if parsed is None:
+        raise RegistryAuthError(
+            f"registry {registry}: {key} ({argv[0]}) printed no secret; it must print a "
+            'password or token, or JSON with "Secret" or "password"'
+        )
+    user, secret, expires_at = parsed
+    user = user or username
+    if not user:
+        raise RegistryAuthError(
+            f"registry {registry}: {key} ({argv[0]}) printed no user name; set "
+            f"{key.rsplit('.', 1)[0]}.username (e.g. AWS for ECR, oauth2accesstoken for GCR)"
+        )
+    expires_in = None
+    if expires_at is not None:
+        expires_in = (expires_at - datetime.now(UTC)).total_seconds()
+    return CommandCredentials(Credentials(username=user, password=secret), expires_in)
+
+
+def _parse_command_output(text: str) -> tuple[str | None, str, datetime | None] | None:
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            secret = data.get("Secret", data.get("password"))
+            user = data.get("Username", data.get("username"))
+            if not isinstance(secret, str) or not secret:
+                return None
+            expires = parse_created(data.get("expires_at"))
+            return (
+                user if isinstance(user, str) and user else None,
+                secret,
+                expires if isinstance(expires, datetime) else None,
+            )
+    first = stripped.splitlines()[0].strip() if stripped else ""
+    return (None, first, None) if first else None
+
+
+_METADATA_NAMES = frozenset(
+    {"metadata.google.internal", "metadata.azure.com", "metadata", "instance-data"}
+)
+_FORBIDDEN_NETWORKS = (
+    ipaddress.ip_network("169.254.0.0/16"),  # IPv4 link-local: AWS/GCP/Azure/OCI metadata
+    ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata over IPv6
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
+)
+
+
+def _forbidden_address(text: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in _FORBIDDEN_NETWORKS)
+
+
+def forbidden_realm(host: str, port: int) -> str | None:
+    """Why a token realm on ``host`` must not be contacted, or None when it may be.
+
+    A registry's 401 names the URL we send credentials to; a hostile or compromised
+    registry could name a cloud metadata service (SSRF: the answer may hold the node's
+    cloud credentials) or a link-local address. Checked: the name, an IP literal, and
+    every address the name resolves to now. A name that does not resolve is let through
+    (the request itself will then fail as unreachable).
+    """
+    name = host.strip("[]").rstrip(".").lower()
+    if name in _METADATA_NAMES:
+        return f"{host} is a cloud metadata service name"
+    if _forbidden_address(name):
+        return f"{host} is a link-local or cloud metadata address"
+    try:
+        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    for info in infos:
+        address = str(info[4][0])
+        if _forbidden_address(address):
+            return f"{host} resolves to {address}, a link-local or cloud metadata address"
     return None

@@ -22,6 +22,13 @@ Design notes (the *why*):
   digest share one fetch.
 * Secrets never reach a log line or an exception message: messages name the registry,
   repository and configuration key, never a header value.
+* Politeness is per registry (:class:`_RegState`): a token bucket (``rate_limit``,
+  ``burst``) that a 429 halves and pauses, a semaphore (``max_concurrency``) held only
+  while a request is in flight, its own connection pool, and a page size that shrinks
+  when the registry refuses ours. One slow or throttling registry therefore never takes
+  the connections or the time of another.
+* Tag pages are revalidated with ``If-None-Match``: an unchanged repository costs one
+  request answered by a bodiless 304.
 """
 
 from __future__ import annotations
@@ -34,11 +41,10 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, NoReturn
 
 import httpx
@@ -56,9 +62,12 @@ from automator.registry._auth import (
     Challenge,
     Credentials,
     docker_config_path,
+    forbidden_realm,
     load_docker_credentials,
     parse_challenges,
+    run_credential_command,
 )
+from automator.registry._limits import RateLimiter, RegistryStats, StatsCounter
 from automator.registry._manifests import (
     INDEX_MEDIA_TYPES,
     Entry,
@@ -70,6 +79,8 @@ from automator.registry._manifests import (
     parse_created,
     select_entry,
 )
+from automator.registry._metrics import RegistryMetrics
+from automator.registry._paging import TagPage, TagPageCache, next_link_target
 
 __all__ = ["CACHE_SIZE", "MANIFEST_MEDIA_TYPES", "RegistryClient"]
 
@@ -89,7 +100,22 @@ _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 DOCKER_HUB_API = "https://registry-1.docker.io"
 """Where Docker Hub's Registry API lives (``docker.io`` itself only redirects)."""
 
-_PAGE_SIZE = 1000
+_MIN_PAGE_SIZE = 50
+"""A refused page size is halved down to this, never below."""
+_PAGINATION_CODES = frozenset({"PAGINATION_NUMBER_INVALID", "PAGINATION_NUMBER_TOO_LARGE"})
+_MAX_PAGES = 10_000
+"""A tag list longer than this many pages is a broken registry (or needs ``max_tags``)."""
+_MAX_STALE_PAGES = 3
+"""Consecutive pages without a single new tag: the registry is paging in a circle."""
+_TAG_CACHE_TAGS = 1_000_000
+"""Bound of the ETag page cache, in tags held (roughly 50-100 MB at most)."""
+_COMMAND_TIMEOUT = 60.0
+"""How long a ``credential_command`` may run (cloud CLIs can be slow to start)."""
+_COMMAND_MIN_MARGIN = 60.0
+_COMMAND_MIN_REUSE = 5.0
+_REALM_CHECK_TTL = 300.0
+"""How long a token realm host found safe is not resolved again."""
+_DEFAULT_TIMEOUT = 30.0
 _MAX_REDIRECTS = 5
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 4.0
@@ -99,7 +125,6 @@ hint to the engine (via ``retry_after``), which can schedule the next attempt it
 _DEFAULT_TOKEN_TTL = 60.0
 _CREDENTIALS_TTL = 300.0
 """Docker credential helpers are subprocesses; their answer is reused this long."""
-_LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
 _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
 _VERIFIABLE = frozenset({"sha256", "sha512"})
 _MAX_INDEX_DEPTH = 2
@@ -125,8 +150,12 @@ class _Registry:
         return _origin(httpx.URL(self.base_url))
 
     @property
-    def insecure(self) -> bool:
+    def plain_http(self) -> bool:
         return self.base_url.startswith("http://")
+
+    def conf_key(self, name: str) -> str:
+        """The configuration key ``name`` of this registry's entry, for messages."""
+        return f"registries[{self.index}].{name}"
 
     @property
     def config_hint(self) -> str:
@@ -136,7 +165,37 @@ class _Registry:
                 f"add a registries entry for host {self.key} with username/password_env "
                 "or docker_config"
             )
+        if self.settings is not None and self.settings.credential_command is not None:
+            return (
+                f"check what registries[{self.index}].credential_command prints "
+                "(and registries[{self.index}].username)"
+            ).replace("{self.index}", str(self.index))
         return f"check registries[{self.index}].username/password_env or docker_config"
+
+
+class _RegState:
+    """Everything mutable the client keeps per registry: its limits, counters and
+    learned page size, and the answer of its ``credential_command``."""
+
+    def __init__(
+        self, conf: RegistrySettings | None, default_concurrency: int, clock: Callable[[], float]
+    ) -> None:
+        rate = conf.rate_limit if conf is not None else None
+        burst = conf.effective_burst if conf is not None else 1
+        self.concurrency = (
+            conf.max_concurrency if conf is not None and conf.max_concurrency else None
+        ) or default_concurrency
+        self.limiter = RateLimiter(rate, burst, clock)
+        self.slots = threading.BoundedSemaphore(self.concurrency)
+        self.stats = StatsCounter()
+        self.page_size = conf.page_size if conf is not None else 1000
+        self.command_lock = threading.Lock()
+        self.command_credentials: Credentials | None = None
+        self.command_refresh_at = 0.0
+
+
+class _CredentialsRefused(RegistryAuthError):
+    """Credentials were sent and refused: worth one refresh of a ``credential_command``."""
 
 
 @dataclass
@@ -179,8 +238,11 @@ class RegistryClient:
     """Read-only client for the Registry HTTP API v2 (Distribution, Docker Hub, GHCR, ...).
 
     Safe to share between threads. ``transport`` replaces the network (tests pass an
-    ``httpx.MockTransport``); ``sleep`` and ``clock`` replace time so that backoff and
-    token expiry can be tested without waiting.
+    ``httpx.MockTransport``); ``sleep`` and ``clock`` replace time so that backoff,
+    rate limits and token expiry can be tested without waiting. ``timeout`` applies to
+    registries whose entry sets none; ``metrics`` (optional) receives the
+    ``automator_registry_*`` counters, and :meth:`stats` gives the same figures as a
+    snapshot.
     """
 
     def __init__(
@@ -193,22 +255,23 @@ class RegistryClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         cache_size: int = CACHE_SIZE,
+        metrics: RegistryMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._transport = transport
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = timeout
         self._retries = max(0, retries)
         self._sleep = sleep
         self._clock = clock
-        connections = max(16, settings.max_concurrency)
-        self._limits = httpx.Limits(
-            max_connections=connections, max_keepalive_connections=connections
-        )
+        self._metrics = metrics
         self._lock = threading.Lock()
         # Separate, because reading Docker credentials may run a helper subprocess and
         # must not stall token and client lookups of the other threads meanwhile.
         self._credentials_lock = threading.Lock()
-        self._clients: dict[str | None, httpx.Client] = {}
+        self._clients: dict[str, httpx.Client] = {}
+        self._states: dict[str, _RegState] = {}
+        self._realms_checked: dict[str, float] = {}
+        self._tag_pages = TagPageCache(min(_TAG_CACHE_TAGS, cache_size * 10))
         self._tokens: dict[tuple[str, str], _Token] = {}
         self._challenges: dict[str, Challenge] = {}
         self._credentials_cache: dict[str, tuple[Credentials | None, float]] = {}
@@ -220,44 +283,82 @@ class RegistryClient:
         self._images: LRUCache[str, _ImageInfo] = LRUCache(cache_size)
         self._indexes: LRUCache[str, tuple[Entry, ...] | _Missing] = LRUCache(cache_size)
         self._flight = SingleFlight()
+        for i, conf in enumerate(settings.registries):
+            if conf.insecure:
+                _log.warning(
+                    "registry_insecure",
+                    registry=conf.host,
+                    key=f"registries[{i}].insecure",
+                    detail="TLS certificates of this registry are not verified",
+                )
 
     # -- public API ---------------------------------------------------------------------
 
     def list_tags(self, image: ImageRef) -> list[str]:
         """Every tag of the image's repository, following ``Link`` pages to the end.
 
-        Order is the registry's; duplicates across pages are dropped.
+        Order is the registry's; a tag a registry repeats on a later page (its list
+        shifted between two requests) is kept once, and one it dropped meanwhile is
+        simply absent. With ``max_tags`` the list is cut after that many tags, no further
+        page is fetched, and ``registry_tags_truncated`` is logged. A page whose ETag is
+        unchanged costs a 304 and reuses the tags we already have. A registry refusing
+        our page size (413, or 400 ``PAGINATION_NUMBER_INVALID``) is asked again with
+        half of it (not below 50), which is then remembered for that registry.
         """
         reg = self._registry(image)
+        state = self._state(reg)
         repo = image.repository
-        url = httpx.URL(f"{reg.base_url}/v2/{repo}/tags/list", params={"n": _PAGE_SIZE})
+        cap = reg.settings.max_tags if reg.settings is not None else None
+        url = httpx.URL(f"{reg.base_url}/v2/{repo}/tags/list", params={"n": state.page_size})
         tags: dict[str, None] = {}
-        seen: set[str] = set()
-        pages = 0
+        visited: set[str] = set()
+        pages = stale = 0
+        truncated = False
         while True:
-            seen.add(str(url))
-            resp = self._request(reg, repo, "GET", url, what=f"repository {image.name}")
+            url, page, next_url = self._tags_page(reg, state, image, url)
+            visited.add(str(url))
             pages += 1
-            for tag in self._parse_tags(reg, image, resp):
+            before = len(tags)
+            for tag in page:
                 tags.setdefault(tag, None)
-            next_url = _next_link(resp)
+            if cap is not None and (len(tags) > cap or (len(tags) == cap and next_url is not None)):
+                truncated = True
+                break
             if next_url is None:
                 break
-            if _origin(next_url) != reg.origin:
-                raise RegistryUnavailable(
-                    f"registry {reg.key}: the tag list of {repo} links to another host "
-                    f"({next_url.host}); refusing to follow it with our credentials"
-                )
-            if str(next_url) in seen:
-                raise RegistryUnavailable(
-                    f"registry {reg.key}: the tag list of {repo} pages in a loop; "
-                    "the registry's Link header is broken"
-                )
+            stale = stale + 1 if len(tags) == before else 0
+            self._check_next_page(reg, repo, next_url, visited, pages, stale)
             url = next_url
+        seen = len(tags)
+        state.stats.add(tags=seen)
+        if self._metrics is not None:
+            self._metrics.tags_seen(reg.key, seen)
+        result = list(tags)
+        if truncated and cap is not None:
+            _log.warning(
+                "registry_tags_truncated",
+                registry=reg.key,
+                repository=repo,
+                cap=cap,
+                seen=seen,
+                more_pages=next_url is not None,
+                key=reg.conf_key("max_tags"),
+            )
+            result = result[:cap]
         _log.debug(
-            "registry_tags_listed", registry=reg.key, repository=repo, tags=len(tags), pages=pages
+            "registry_tags_listed", registry=reg.key, repository=repo, tags=seen, pages=pages
         )
-        return list(tags)
+        return result
+
+    def stats(self) -> Mapping[str, RegistryStats]:
+        """A read-only snapshot of what was done per registry (canonical host -> counters).
+
+        Meant for benchmarks, tests and diagnostics; the daemon exports the same figures
+        as Prometheus counters through ``metrics``.
+        """
+        with self._lock:
+            states = dict(self._states)
+        return MappingProxyType({key: st.stats.snapshot() for key, st in states.items()})
 
     def digest(self, image: ImageRef, tag: str, *, platform: str | None = None) -> str:
         """The manifest digest behind ``tag``.
@@ -332,6 +433,90 @@ class RegistryClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # -- tag pages ----------------------------------------------------------------------
+
+    def _tags_page(
+        self, reg: _Registry, state: _RegState, image: ImageRef, url: httpx.URL
+    ) -> tuple[httpx.URL, list[str], httpx.URL | None]:
+        """One page: ``(the URL finally used, its tags, the next page's URL or None)``."""
+        repo = image.repository
+        what = f"repository {image.name}"
+        while True:
+            cached = self._tag_pages.get(str(url))
+            extra = {"If-None-Match": cached.etag} if cached is not None else None
+            resp = self._request(
+                reg, repo, "GET", url, what=what, extra=extra, passthrough=(304, 400, 413)
+            )
+            if resp.status_code == 304:
+                if cached is None:
+                    raise RegistryUnavailable(
+                        f"registry {reg.key}: the tag list of {repo} was answered 304 Not "
+                        "Modified without being asked; a proxy in front of it is broken"
+                    )
+                _log.debug("registry_tags_not_modified", registry=reg.key, repository=repo)
+                next_url = httpx.URL(cached.next_url) if cached.next_url else None
+                return url, list(cached.tags), next_url
+            if resp.status_code in (400, 413):
+                smaller = self._smaller_page(reg, state, repo, url, resp)
+                if smaller is None:
+                    self._fail(reg, repo, resp, what)
+                url = smaller
+                continue
+            tags = self._parse_tags(reg, image, resp)
+            next_url = _next_link(resp)
+            etag = resp.headers.get("ETag")
+            if etag:
+                page = TagPage(etag, tuple(tags), str(next_url) if next_url else None)
+                self._tag_pages.put(str(url), page)
+            return url, tags, next_url
+
+    def _smaller_page(
+        self, reg: _Registry, state: _RegState, repo: str, url: httpx.URL, resp: httpx.Response
+    ) -> httpx.URL | None:
+        """The URL asking for half as many tags, when ``resp`` refused our page size."""
+        if resp.status_code == 400 and _error_code(resp).strip() not in _PAGINATION_CODES:
+            return None
+        current = url.params.get("n", "")
+        if not current.isdigit() or int(current) <= _MIN_PAGE_SIZE:
+            return None
+        smaller = max(_MIN_PAGE_SIZE, int(current) // 2)
+        with self._lock:
+            state.page_size = min(state.page_size, smaller)
+        _log.info(
+            "registry_page_size_reduced",
+            registry=reg.key,
+            repository=repo,
+            status=resp.status_code,
+            page_size=smaller,
+        )
+        return url.copy_set_param("n", smaller)
+
+    @staticmethod
+    def _check_next_page(
+        reg: _Registry, repo: str, url: httpx.URL, visited: set[str], pages: int, stale: int
+    ) -> None:
+        """Refuse a next page that would leak credentials or never end."""
+        if _origin(url) != reg.origin:
+            raise RegistryUnavailable(
+                f"registry {reg.key}: the tag list of {repo} links to another host "
+                f"({url.host}); refusing to follow it with our credentials"
+            )
+        if str(url) in visited or stale >= _MAX_STALE_PAGES:
+            raise RegistryUnavailable(
+                f"registry {reg.key}: the tag list of {repo} pages in a loop; "
+                "the registry's Link header is broken"
+            )
+        if pages >= _MAX_PAGES:
+            hint = (
+                f"set {reg.conf_key('max_tags')}"
+                if reg.index is not None
+                else "add a registries entry with max_tags"
+            )
+            raise RegistryUnavailable(
+                f"registry {reg.key}: the tag list of {repo} has more than {_MAX_PAGES} "
+                f"pages; {hint} to read only the first tags"
+            )
 
     # -- manifests, platforms and configs -----------------------------------------------
 
@@ -507,39 +692,76 @@ class RegistryClient:
             base = f"https://{written}"
         return _Registry(key=image.registry, base_url=base, settings=conf, index=index)
 
+    def _state(self, reg: _Registry) -> _RegState:
+        with self._lock:
+            state = self._states.get(reg.key)
+            if state is None:
+                state = _RegState(reg.settings, self._settings.max_concurrency, self._clock)
+                self._states[reg.key] = state
+            return state
+
     def _client(self, reg: _Registry) -> httpx.Client:
-        ca_file = reg.settings.ca_file if reg.settings is not None else None
-        key = str(ca_file) if ca_file is not None and self._transport is None else None
+        """The registry's own connection pool, sized to its concurrency cap.
+
+        One pool per registry (not one shared) so that a registry that hangs can hold at
+        most its own connections, and so that its TLS settings and timeout apply to it
+        alone. Token realms and blob storage it redirects to go through the same pool.
+        """
+        state = self._state(reg)
+        conf = reg.settings
+        timeout = conf.timeout if conf is not None and conf.timeout else self._timeout
         with self._lock:
             if self._closed:
                 raise RuntimeError("RegistryClient is closed")
-            client = self._clients.get(key)
+            client = self._clients.get(reg.key)
             if client is None:
                 verify: ssl.SSLContext | bool = True
-                if ca_file is not None and self._transport is None:
-                    verify = self._ssl_context(reg, ca_file.expanduser())
+                if conf is not None and self._transport is None:
+                    verify = self._ssl_context(reg, conf)
+                limits = httpx.Limits(
+                    max_connections=state.concurrency,
+                    max_keepalive_connections=state.concurrency,
+                )
                 client = httpx.Client(
                     transport=self._transport,
                     verify=verify,
-                    timeout=self._timeout,
-                    limits=self._limits,
+                    timeout=httpx.Timeout(timeout),
+                    limits=limits,
                     follow_redirects=False,
                     headers={"User-Agent": "automator"},
                 )
-                self._clients[key] = client
+                self._clients[reg.key] = client
             return client
 
     @staticmethod
-    def _ssl_context(reg: _Registry, ca_file: Path) -> ssl.SSLContext:
-        """The default trust store plus the registry's own CA (an extra CA, not a replacement)."""
+    def _ssl_context(reg: _Registry, conf: RegistrySettings) -> ssl.SSLContext | bool:
+        """The default trust store plus the registry's own CA (an extra CA, not a
+        replacement), its client certificate, or no verification when ``insecure``."""
+        if conf.ca_file is None and conf.cert_file is None and not conf.insecure:
+            return True
         ctx = httpx.create_ssl_context()
-        try:
-            ctx.load_verify_locations(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"registries[{reg.index}].ca_file: cannot load CA certificates from {ca_file} "
-                f"({exc.__class__.__name__}); point it at a PEM file"
-            ) from exc
+        if conf.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        elif conf.ca_file is not None:
+            ca_file = conf.ca_file.expanduser()
+            try:
+                ctx.load_verify_locations(cafile=str(ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"{reg.conf_key('ca_file')}: cannot load CA certificates from {ca_file} "
+                    f"({exc.__class__.__name__}); point it at a PEM file"
+                ) from exc
+        if conf.cert_file is not None and conf.key_file is not None:
+            cert, key = conf.cert_file.expanduser(), conf.key_file.expanduser()
+            try:
+                ctx.load_cert_chain(certfile=str(cert), keyfile=str(key))
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"{reg.conf_key('cert_file')}/key_file: cannot load the client "
+                    f"certificate {cert} with key {key} ({exc.__class__.__name__}); point "
+                    "them at a PEM certificate and its unencrypted PEM key"
+                ) from exc
         return ctx
 
     # -- credentials --------------------------------------------------------------------
@@ -551,6 +773,8 @@ class RegistryClient:
         up); Docker helper answers are cached briefly because each is a subprocess.
         """
         conf = reg.settings
+        if conf is not None and conf.credential_command is not None:
+            return self._command_credentials(reg, conf, conf.credential_command)
         if conf is not None and conf.username:
             password = read_secret(conf.password, key=f"registries[{reg.index}].password")
             return Credentials(username=conf.username, password=password or "")
@@ -566,6 +790,65 @@ class RegistryClient:
                 creds = load_docker_credentials(path, reg.key, key=key)
             self._credentials_cache[reg.key] = (creds, now + _CREDENTIALS_TTL)
         return creds
+
+    def _command_credentials(
+        self, reg: _Registry, conf: RegistrySettings, argv: tuple[str, ...]
+    ) -> Credentials:
+        """The ``credential_command``'s answer, run again shortly before it expires.
+
+        Refreshed when within 10% of its lifetime (at least 60 s, at most half of it) of
+        ``expires_at``, after ``credential_ttl`` when it gave no expiry, and once when
+        the registry refuses it (:meth:`_refresh_command`). Only this registry's callers
+        wait for the command.
+        """
+        state = self._state(reg)
+        with state.command_lock:
+            now = self._clock()
+            if state.command_credentials is not None and now < state.command_refresh_at:
+                return state.command_credentials
+            answer = run_credential_command(
+                argv,
+                key=reg.conf_key("credential_command"),
+                registry=reg.key,
+                username=conf.username,
+                timeout=_COMMAND_TIMEOUT,
+            )
+            lifetime = answer.expires_in
+            if lifetime is None:
+                refresh_in = conf.credential_ttl
+            else:
+                margin = min(max(0.1 * lifetime, _COMMAND_MIN_MARGIN), 0.5 * lifetime)
+                # An answer already (nearly) expired, e.g. from a skewed clock, is still
+                # reused briefly: running the command for every request helps nobody.
+                refresh_in = max(_COMMAND_MIN_REUSE, lifetime - margin)
+            state.command_credentials = answer.credentials
+            state.command_refresh_at = now + refresh_in
+        _log.info(
+            "registry_credentials_refreshed",
+            registry=reg.key,
+            key=reg.conf_key("credential_command"),
+            expires_in=round(lifetime, 1) if lifetime is not None else None,
+            refresh_in=round(refresh_in, 1),
+        )
+        return answer.credentials
+
+    def _refresh_command(self, reg: _Registry) -> bool:
+        """Forget the command's answer and the tokens it bought; False if there is none."""
+        if reg.settings is None or reg.settings.credential_command is None:
+            return False
+        state = self._state(reg)
+        with state.command_lock:
+            state.command_credentials = None
+        with self._lock:
+            for key in [k for k in self._tokens if k[0] == reg.key]:
+                del self._tokens[key]
+        _log.info(
+            "registry_credentials_refused",
+            registry=reg.key,
+            key=reg.conf_key("credential_command"),
+            action="running the command again",
+        )
+        return True
 
     def _auth_header(self, reg: _Registry, repo: str, scope: str) -> str | None:
         """What to send up front, from what earlier challenges taught us about ``reg``."""
@@ -620,11 +903,12 @@ class RegistryClient:
                 f"registry {reg.key}: its token challenge has no usable realm URL "
                 f"({realm[:100]!r}); the registry's auth configuration is broken"
             )
-        if realm_url.scheme != "https" and not reg.insecure:
+        if realm_url.scheme != "https" and not reg.plain_http:
             raise RegistryAuthError(
                 f"registry {reg.key}: refusing to fetch a token from a plain-http realm "
                 f"({realm_url.host}) for an https registry; fix the registry's token realm"
             )
+        self._check_realm(reg, realm_url)
         scopes = [scope]
         if challenge.params.get("scope") and challenge.params["scope"] != scope:
             scopes.append(challenge.params["scope"])
@@ -649,7 +933,7 @@ class RegistryClient:
                 headers["Authorization"] = creds.basic_header()
             resp = self._send(reg, repo, "GET", realm_url.copy_merge_params(params), headers)
         if resp.status_code in (401, 403):
-            raise RegistryAuthError(
+            raise _CredentialsRefused(
                 f"registry {reg.key}: credentials for {repo} were refused by the token "
                 f"service at {realm_url.host}; {reg.config_hint}"
             )
@@ -678,6 +962,24 @@ class RegistryClient:
         )
         return token
 
+    def _check_realm(self, reg: _Registry, realm: httpx.URL) -> None:
+        """Refuse token realms on link-local or cloud metadata addresses (SSRF)."""
+        host = realm.host
+        now = self._clock()
+        with self._lock:
+            if self._realms_checked.get(host, -1.0) > now:
+                return
+        port = realm.port or (443 if realm.scheme == "https" else 80)
+        reason = forbidden_realm(host, port)
+        if reason is not None:
+            raise RegistryAuthError(
+                f"registry {reg.key}: refusing its token realm {realm.scheme}://{host}: "
+                f"{reason}; a registry must not send credentials there (check registries url "
+                "and the registry's auth configuration)"
+            )
+        with self._lock:
+            self._realms_checked[host] = now + _REALM_CHECK_TTL
+
     # -- HTTP ---------------------------------------------------------------------------
 
     def _request(
@@ -689,18 +991,63 @@ class RegistryClient:
         *,
         what: str,
         accept: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        passthrough: tuple[int, ...] = (),
     ) -> httpx.Response:
-        """One API call with authentication, redirects and retries; errors translated."""
+        """One API call with authentication, redirects and retries; errors translated.
+
+        Statuses in ``passthrough`` are returned for the caller to interpret.
+        """
+        resp = self._authenticated(reg, repo, method, url, accept=accept, extra=extra)
+        if resp.status_code in passthrough:
+            return resp
+        return self._check(reg, repo, resp, what)
+
+    def _authenticated(
+        self,
+        reg: _Registry,
+        repo: str,
+        method: str,
+        url: httpx.URL,
+        *,
+        accept: str | None,
+        extra: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """Send with what we know of the registry's auth; learn from one 401; and run a
+        ``credential_command`` again once when its credentials are refused."""
         scope = f"repository:{repo}:pull"
-        for attempt in range(2):
+        challenged = refreshed = False
+        while True:
             headers = {"Accept": accept} if accept else {}
-            auth = self._auth_header(reg, repo, scope)
+            headers.update(extra or {})
+            try:
+                auth = self._auth_header(reg, repo, scope)
+            except _CredentialsRefused:
+                if refreshed or not self._refresh_command(reg):
+                    raise
+                refreshed = True
+                continue
             if auth is not None:
                 headers["Authorization"] = auth
             resp = self._follow(reg, repo, method, url, headers)
-            if resp.status_code != 401 or attempt == 1:
-                break
-            self._answer_challenge(reg, repo, scope, resp)
+            if resp.status_code != 401:
+                return resp
+            if not challenged:
+                challenged = True
+                self._answer_challenge(reg, repo, scope, resp)
+                continue
+            if auth is not None and not refreshed and self._refresh_command(reg):
+                refreshed = True
+                continue
+            return resp
+
+    def _check(self, reg: _Registry, repo: str, resp: httpx.Response, what: str) -> httpx.Response:
+        if not resp.is_success:
+            self._fail(reg, repo, resp, what)
+        return resp
+
+    def _fail(self, reg: _Registry, repo: str, resp: httpx.Response, what: str) -> NoReturn:
+        """Translate an unsuccessful answer into the product's exception tree."""
         if resp.status_code in (401, 403):
             has_creds = self._credentials(reg) is not None
             verb = "were refused" if has_creds else "are required"
@@ -714,12 +1061,10 @@ class RegistryClient:
                 "and tag (some registries also answer 404 for private repositories "
                 "without credentials)"
             )
-        if not resp.is_success:
-            raise RegistryNotFound(
-                f"registry {reg.key}: request for {what} rejected with HTTP "
-                f"{resp.status_code}{_error_code(resp)}; check the image name"
-            )
-        return resp
+        raise RegistryNotFound(
+            f"registry {reg.key}: request for {what} rejected with HTTP "
+            f"{resp.status_code}{_error_code(resp)}; check the image name"
+        )
 
     def _follow(
         self, reg: _Registry, repo: str, method: str, url: httpx.URL, headers: dict[str, str]
@@ -747,46 +1092,73 @@ class RegistryClient:
         *,
         data: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """One HTTP exchange, retried with backoff on network errors, 429 and 5xx."""
+        """One HTTP exchange within the registry's limits, retried on network errors,
+        429 and 5xx with jittered exponential backoff.
+
+        A 429 pauses and slows the whole registry (every thread waits, in
+        :meth:`_throttle`), a 5xx or network error only this request. The concurrency
+        slot is held during the exchange only, never while waiting.
+        """
         client = self._client(reg)
+        state = self._state(reg)
         attempt = 0
         while True:
-            cause: BaseException | None = None
+            self._throttle(reg, state, repo)
+            cause: httpx.TransportError | None = None
+            resp: httpx.Response | None = None
+            with state.slots:
+                try:
+                    resp = client.request(method, url, headers=headers, data=data)
+                except httpx.TransportError as exc:
+                    cause = exc
+            state.stats.add(requests=1)
+            if self._metrics is not None:
+                self._metrics.request(reg.key, method, resp.status_code if resp else None)
             retry_after: float | None = None
-            try:
-                resp = client.request(method, url, headers=headers, data=data)
-            except httpx.TransportError as exc:
-                if _is_tls_verify_error(exc):
+            if resp is None:
+                assert cause is not None
+                if _is_tls_verify_error(cause):
                     hint = (
-                        f"set registries[{reg.index}].ca_file"
+                        f"set {reg.conf_key('ca_file')}"
                         if reg.index is not None
                         else "add a registries entry with ca_file"
                     )
                     raise RegistryUnavailable(
                         f"registry {reg.key}: TLS certificate of {url.host} is not trusted; "
                         f"{hint} to the CA that signed it"
-                    ) from exc
-                cause = exc
+                    ) from cause
+                if _is_client_certificate_refusal(cause):
+                    raise RegistryAuthError(
+                        f"registry {reg.key}: {url.host} refused the TLS handshake because it "
+                        "wants a client certificate it trusts; set "
+                        f"{reg.conf_key('cert_file') if reg.index is not None else 'cert_file'}"
+                        "/key_file to one signed by a CA the registry accepts"
+                    ) from cause
+                reason = "timeout" if isinstance(cause, httpx.TimeoutException) else "connection"
                 failure = RegistryUnavailable(
                     f"registry {reg.key}: cannot reach {url.host} for {repo} "
-                    f"({type(exc).__name__}); check the network or registries url"
+                    f"({type(cause).__name__}); check the network or registries url"
                 )
             else:
                 if resp.status_code != 429 and resp.status_code < 500:
+                    state.limiter.succeeded()
                     return resp
                 retry_after = _parse_retry_after(resp.headers.get("Retry-After"))
-                reason = "rate limited" if resp.status_code == 429 else "server error"
+                reason = "rate_limited" if resp.status_code == 429 else "server_error"
                 failure = RegistryUnavailable(
-                    f"registry {reg.key}: {reason} (HTTP {resp.status_code}) for {repo}; "
-                    "try again later",
+                    f"registry {reg.key}: {reason.replace('_', ' ')} (HTTP {resp.status_code}) "
+                    f"for {repo}; try again later",
                     retry_after=retry_after,
                 )
-            if attempt >= self._retries or (
-                retry_after is not None and retry_after > _MAX_RETRY_AFTER
-            ):
-                _raise(failure, cause)
             delay = retry_after if retry_after is not None else _backoff(attempt)
+            if resp is not None and resp.status_code == 429:
+                state.limiter.throttled(delay)
+            if attempt >= self._retries or delay > _MAX_RETRY_AFTER:
+                _raise(failure, cause)
             attempt += 1
+            state.stats.add(retries=1)
+            if self._metrics is not None:
+                self._metrics.retry(reg.key, reason)
             _log.warning(
                 "registry_request_retry",
                 registry=reg.key,
@@ -795,7 +1167,32 @@ class RegistryClient:
                 delay=round(delay, 3),
                 reason=str(failure),
             )
-            self._sleep(delay)
+            if resp is None or resp.status_code != 429:
+                self._sleep(delay)
+
+    def _throttle(self, reg: _Registry, state: _RegState, repo: str) -> None:
+        """Wait for the registry's rate limit; fail at once during a long 429 pause."""
+        paused = state.limiter.paused_for()
+        if paused > _MAX_RETRY_AFTER:
+            raise RegistryUnavailable(
+                f"registry {reg.key}: rate limited, and it asked us to wait {paused:.0f}s "
+                f"more; {repo} is tried again later",
+                retry_after=paused,
+            )
+        wait = state.limiter.reserve()
+        if wait <= 0:
+            return
+        state.stats.add(throttle=wait)
+        if self._metrics is not None:
+            self._metrics.throttled(reg.key, wait)
+        _log.debug(
+            "registry_throttled",
+            registry=reg.key,
+            repository=repo,
+            wait=round(wait, 3),
+            rate=state.limiter.rate,
+        )
+        self._sleep(wait)
 
     def _parse_tags(self, reg: _Registry, image: ImageRef, resp: httpx.Response) -> list[str]:
         data = _json(reg, resp, what=f"tag list of {image.repository}")
@@ -878,14 +1275,14 @@ def _error_code(resp: httpx.Response) -> str:
 
 
 def _next_link(resp: httpx.Response) -> httpx.URL | None:
-    """The ``rel="next"`` target of the Link header, resolved against the request URL."""
-    for header in resp.headers.get_list("link"):
-        for match in _LINK_RE.finditer(header):
-            for param in match.group(2).split(";"):
-                name, _, value = param.partition("=")
-                if name.strip().lower() == "rel" and "next" in value.strip().strip('"').split():
-                    return resp.request.url.join(match.group(1).strip())
-    return None
+    """The ``rel="next"`` target of the Link header(s), resolved against the request URL."""
+    target = next_link_target(resp.headers.get_list("link"))
+    if target is None:
+        return None
+    try:
+        return resp.request.url.join(target)
+    except httpx.InvalidURL:
+        return None
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -918,3 +1315,21 @@ def _is_tls_verify_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+_CLIENT_CERT_ALERTS = (
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_CERTIFICATE_REQUIRED",
+    "ALERT_UNKNOWN_CA",
+    "ALERT_CERTIFICATE_UNKNOWN",
+)
+
+
+def _is_client_certificate_refusal(exc: BaseException) -> bool:
+    """The server's TLS alert says our client certificate is missing or untrusted (mTLS)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) and any(a in str(seen) for a in _CLIENT_CERT_ALERTS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return any(alert in str(exc) for alert in _CLIENT_CERT_ALERTS)

@@ -16,11 +16,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from automator.config import Settings, settings_from_mapping
-from automator.errors import RegistryAuthError, RegistryNotFound, RegistryUnavailable
+from automator.errors import (
+    ConfigError,
+    RegistryAuthError,
+    RegistryNotFound,
+    RegistryUnavailable,
+)
 from automator.images import ImageRef
-from automator.registry import RegistryClient
+from automator.registry import RegistryClient, RegistryMetrics
 from tests.support.process import free_port
 from tests.support.push import push_image, push_index, push_many
 from tests.support.registry import RegistryServer
@@ -375,3 +382,125 @@ def test_push_image_distinct_times_are_one_second_apart(
         times = [client.created(image, tag) for tag in TAGS]
 
     assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(seconds=1)] * 3
+
+
+# -- TLS options and counters --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mtls_registry() -> Iterator[RegistryServer]:
+    with RegistryServer(client_ca=True) as server:
+        push_image(server.url, "mtls/app", ["4.0.0"], verify=server.ssl_context())
+        yield server
+
+
+def test_mtls_registry_accepts_the_configured_client_certificate(
+    mtls_registry: RegistryServer,
+) -> None:
+    settings = _settings(
+        {
+            "host": mtls_registry.host,
+            "url": mtls_registry.url,
+            "ca_file": str(mtls_registry.ca_file),
+            "cert_file": str(mtls_registry.client_cert),
+            "key_file": str(mtls_registry.client_key),
+        }
+    )
+
+    with _client(settings) as client:
+        image = ImageRef.parse(f"{mtls_registry.host}/mtls/app")
+        assert client.list_tags(image) == ["4.0.0"]
+        assert client.digest(image, "4.0.0").startswith("sha256:")
+
+
+def test_mtls_registry_refusing_a_client_without_a_certificate_names_cert_file(
+    mtls_registry: RegistryServer,
+) -> None:
+    settings = _settings(
+        {
+            "host": mtls_registry.host,
+            "url": mtls_registry.url,
+            "ca_file": str(mtls_registry.ca_file),
+        }
+    )
+
+    with (
+        _client(settings) as client,
+        pytest.raises(RegistryAuthError, match=r"client certificate .* registries\[0\]\.cert_file"),
+    ):
+        client.list_tags(ImageRef.parse(f"{mtls_registry.host}/mtls/app"))
+
+
+def test_an_unreadable_client_certificate_is_a_config_error_naming_the_key(
+    mtls_registry: RegistryServer, tmp_path: Path
+) -> None:
+    bogus = tmp_path / "cert.pem"
+    bogus.write_text("not a certificate")
+    settings = _settings(
+        {
+            "host": mtls_registry.host,
+            "url": mtls_registry.url,
+            "cert_file": str(bogus),
+            "key_file": str(bogus),
+        }
+    )
+
+    with (
+        _client(settings) as client,
+        pytest.raises(ConfigError, match=r"registries\[0\]\.cert_file"),
+    ):
+        client.list_tags(ImageRef.parse(f"{mtls_registry.host}/mtls/app"))
+
+
+def test_insecure_reaches_a_self_signed_registry_without_its_ca_and_warns(
+    tls_registry: RegistryServer,
+) -> None:
+    settings = _settings({"host": tls_registry.host, "url": tls_registry.url, "insecure": True})
+
+    with capture_logs() as logs:
+        client = _client(settings)
+    with client:
+        assert client.list_tags(ImageRef.parse(f"{tls_registry.host}/tls/app")) == ["3.0.0"]
+
+    (warning,) = [e for e in logs if e["event"] == "registry_insecure"]
+    assert warning["log_level"] == "warning"
+    assert warning["registry"] == tls_registry.host
+    assert warning["key"] == "registries[0].insecure"
+
+
+def test_insecure_is_only_where_configured(tls_registry: RegistryServer) -> None:
+    other = "127.0.0.1:1"  # an insecure entry for another host changes nothing here
+    settings = _settings({"host": other, "url": f"https://{other}", "insecure": True})
+
+    with _client(settings) as client, pytest.raises(RegistryUnavailable, match="not trusted"):
+        client.list_tags(ImageRef.parse(f"{tls_registry.host}/tls/app"))
+
+
+def test_stats_count_the_requests_of_a_real_scan(
+    open_registry: tuple[RegistryServer, dict[str, str]],
+) -> None:
+    server, _ = open_registry
+    settings = _settings({"host": server.host, "url": server.url, "max_concurrency": 4})
+    images = [ImageRef.parse(f"{server.host}/fleet/app{i}") for i in range(12)]
+    collectors = CollectorRegistry()
+
+    with (
+        RegistryClient(settings, metrics=RegistryMetrics(collectors)) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        listed = list(pool.map(client.list_tags, images))
+        digests = list(pool.map(lambda im: client.digest(im, "0.0.1"), images))
+        stats = client.stats()[server.host]
+
+    assert all(len(tags) == 2 for tags in listed)
+    assert all(d.startswith("sha256:") for d in digests)
+    # 2.8.2 sends every tag in one page: one GET per repository, one HEAD per digest.
+    assert stats.requests == 24
+    assert stats.retries == 0
+    assert stats.tags_seen == 24
+    assert stats.throttle_wait_seconds == 0.0
+    sample = collectors.get_sample_value
+    labels = {"registry": server.host, "status": "200"}
+    assert sample("automator_registry_requests_total", {**labels, "method": "GET"}) == 12
+    assert sample("automator_registry_requests_total", {**labels, "method": "HEAD"}) == 12
+    assert sample("automator_registry_tags_total", {"registry": server.host}) == 24

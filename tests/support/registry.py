@@ -7,6 +7,11 @@ separate token server for it, so the bearer flow is tested with ``httpx.MockTran
 
     with RegistryServer(htpasswd=("alice", "s3cret"), tls=True) as reg:
         push_image(reg.url, "team/app", ["1.0.0"], auth=reg.auth, verify=str(reg.ca_file))
+
+``client_ca=True`` (implies TLS) makes the registry demand a client certificate (mTLS,
+``http.tls.clientcas``): a throwaway client CA and a client certificate signed by it are
+made with openssl; ``client_cert``/``client_key`` are for the client under test, and
+``ssl_context()`` trusts the server and presents that certificate (for pushing).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class RegistryServer:
         root: Path | None = None,
         notification_urls: Sequence[str] = (),
         port: int | None = None,
+        client_ca: bool = False,
     ) -> None:
         if shutil.which(REGISTRY_BINARY) is None:
             raise RuntimeError(
@@ -53,14 +59,17 @@ class RegistryServer:
                 "apache2-utils"
             )
         self.auth = htpasswd
-        self.tls = tls
+        self.tls = tls or client_ca
+        self.client_ca = client_ca
         self.notification_urls = tuple(notification_urls)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._root = root
         self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.url = f"{'https' if tls else 'http'}://{self.host}"
+        self.url = f"{'https' if self.tls else 'http'}://{self.host}"
         self.ca_file: Path | None = None
+        self.client_cert: Path | None = None
+        self.client_key: Path | None = None
         self._process: ServerProcess | None = None
 
     @property
@@ -111,7 +120,7 @@ class RegistryServer:
     def _ready(self) -> bool:
         """``GET /v2/`` answers 200 (anonymous) or 401 (auth configured): the API is up."""
         self._check_alive()
-        context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
+        context = self.ssl_context() if self.ca_file else None
         try:
             with urllib.request.urlopen(f"{self.url}/v2/", timeout=2, context=context) as resp:
                 return int(resp.status) == 200
@@ -119,6 +128,15 @@ class RegistryServer:
             return exc.code == 401
         except urllib.error.URLError:
             return False
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Trusts this server's certificate and presents the client certificate, if any."""
+        if self.ca_file is None:
+            raise RuntimeError("RegistryServer has no TLS (start it with tls=True)")
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        if self.client_cert is not None and self.client_key is not None:
+            context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
 
     def _check_alive(self) -> None:
         if self._process is not None:
@@ -146,7 +164,10 @@ class RegistryServer:
         }
         if self.tls:
             cert, key = self._make_certificate()
-            http["tls"] = {"certificate": str(cert), "key": str(key)}
+            tls: dict[str, object] = {"certificate": str(cert), "key": str(key)}
+            if self.client_ca:
+                tls["clientcas"] = [str(self._make_client_certificate())]
+            http["tls"] = tls
             self.ca_file = cert
         if self.auth is not None:
             config["auth"] = {
@@ -194,3 +215,44 @@ class RegistryServer:
             capture_output=True,
         )  # fmt: skip
         return cert, key
+
+    def _make_client_certificate(self) -> Path:
+        """A client CA, and a client certificate it signed (``client_cert``/``client_key``)."""
+        ca_cert, ca_key = self.root / "client-ca.crt", self.root / "client-ca.key"
+        cert, key = self.root / "client.crt", self.root / "client.key"
+        csr, ext = self.root / "client.csr", self.root / "client.ext"
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                "-days", "2", "-subj", "/CN=automator test client CA",
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "-keyout", str(ca_key), "-out", str(ca_cert),
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        subprocess.run(
+            [
+                "openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                "-subj", "/CN=automator", "-keyout", str(key), "-out", str(csr),
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        ext.write_text(
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=clientAuth\n",
+            encoding="utf-8",
+        )
+        subprocess.run(
+            [
+                "openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_cert),
+                "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2", "-sha256",
+                "-extfile", str(ext), "-out", str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        self.client_cert, self.client_key = cert, key
+        return ca_cert
