@@ -212,7 +212,14 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     registry = RegistryClient(settings) if tags is None else None
     try:
         resolver = (
-            Resolver(registry, max_concurrency=settings.max_concurrency) if registry else None
+            Resolver(
+                registry,
+                max_concurrency=settings.max_concurrency,
+                concurrency_for=settings.concurrency_for,
+                budget=settings.scan_budget,
+            )
+            if registry
+            else None
         )
         result = check(
             policy,

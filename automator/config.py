@@ -306,6 +306,19 @@ class Settings(_Model):
     )
     max_concurrency: int = Field(default=8, ge=1, le=256)
     push_retries: int = Field(default=3, ge=0, le=20)
+    scan_budget: Duration = Field(
+        default=300.0,
+        gt=0,
+        description="longest a cycle waits for registries; lookups still running then fail "
+        "as transient and leave their workloads unchanged",
+    )
+
+    def concurrency_for(self, host: str) -> int:
+        """Requests in flight at once for one registry host (its own cap, else the global)."""
+        reg = self.registry_for(host)
+        if reg is not None and reg.max_concurrency is not None:
+            return reg.max_concurrency
+        return self.max_concurrency
 
     @classmethod
     def without_repo(cls) -> Settings:

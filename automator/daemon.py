@@ -30,6 +30,7 @@ from prometheus_client import (
 
 from automator.config import Settings
 from automator.engine import Engine
+from automator.registry import RegistryMetrics
 
 __all__ = ["DaemonState", "run_daemon"]
 
@@ -126,7 +127,7 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
     """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code."""
     stop = stop or threading.Event()
     state = DaemonState()
-    engine = Engine.from_settings(settings)
+    engine = Engine.from_settings(settings, metrics=RegistryMetrics(state.registry))
 
     def cycle() -> None:
         try:

@@ -36,7 +36,7 @@ from automator.gitrepo import GitRepo
 from automator.images import ImageRef
 from automator.manifests import Change, ImageField, apply, render, scan
 from automator.policy import Policy, Selection, parse_policy
-from automator.registry import RegistryClient
+from automator.registry import RegistryClient, RegistryMetrics
 from automator.resolve import Lookup, Resolver, Target
 
 __all__ = [
@@ -203,11 +203,11 @@ class Engine:
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Engine:
+    def from_settings(cls, settings: Settings, *, metrics: RegistryMetrics | None = None) -> Engine:
         """The production wiring: real registry client, working clone in ``clone_dir``."""
         return cls(
             settings,
-            registry=RegistryClient(settings),
+            registry=RegistryClient(settings, metrics=metrics),
             repo=GitRepo(settings.git, settings.clone_dir),
         )
 
@@ -232,7 +232,12 @@ class Engine:
             except PermanentError as exc:
                 results[i] = FieldResult(f, failure=self._fail(f, exc))
 
-        resolver = Resolver(self.registry, max_concurrency=self.settings.max_concurrency)
+        resolver = Resolver(
+            self.registry,
+            max_concurrency=self.settings.max_concurrency,
+            concurrency_for=self.settings.concurrency_for,
+            budget=self.settings.scan_budget,
+        )
         tags = resolver.tags(t.repo for t in targets.values())
         selections = resolver.select(targets, tags)
 

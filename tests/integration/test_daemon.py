@@ -78,7 +78,8 @@ def test_the_daemon_updates_on_its_interval_reports_health_and_exits_on_sigterm(
             return f":{tag}" in git("show", "main:api.yaml", cwd=bare)
 
         wait_until(lambda: shows("1.1.0"), timeout=60, what="the first automated commit")
-        assert get(f"{base}/readyz")[0] == 200
+        # Ready once the cycle that pushed has also finished its bookkeeping.
+        wait_until(lambda: get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
 
         push_image(registry.url, repo, ["1.2.0"])
         wait_until(lambda: shows("1.2.0"), timeout=60, what="a later cycle to pick up 1.2.0")
@@ -92,6 +93,12 @@ def test_the_daemon_updates_on_its_interval_reports_health_and_exits_on_sigterm(
         assert values["automator_image_updates_total"] == 2
         assert values["automator_cycles_total"] >= 2
         assert values["automator_failed_workloads"] == 0
+        listed = [
+            v
+            for k, v in values.items()
+            if k.startswith("automator_registry_requests_total{") and 'status="200"' in k
+        ]
+        assert sum(listed) >= 2  # at least one tags/list per cycle, counted by the client
         assert get(f"{base}/nope")[0] == 404
 
         proc.send_signal(signal.SIGTERM)
