@@ -39,6 +39,7 @@ __all__ = [
     "GitSettings",
     "HttpSettings",
     "RegistrySettings",
+    "SecretRef",
     "Settings",
     "config_path",
     "load_settings",

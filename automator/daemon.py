@@ -11,14 +11,18 @@ the running cycle has finished, so a rollout of the daemon never cuts a commit i
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,9 +32,11 @@ from prometheus_client import (
     generate_latest,
 )
 
-from automator.config import Settings
+from automator.config import SecretRef, Settings, read_secret
 from automator.engine import Engine
+from automator.images import ImageRef
 from automator.registry import RegistryMetrics
+from automator.webhooks import HookError, HookRequest, RepositoryRef, authorize, parse_hook
 
 __all__ = ["DaemonState", "run_daemon"]
 
@@ -96,7 +102,80 @@ class DaemonState:
         return generate_latest(self.registry)
 
 
-def _handler(state: DaemonState) -> type[BaseHTTPRequestHandler]:
+_MAX_HOOK_BODY = 1 << 20
+
+
+def _repository_matcher(refs: Collection[RepositoryRef]) -> Callable[[ImageRef], bool]:
+    """Accept an image whose repository a hook named (host too, when the hook gave one)."""
+    wanted: list[tuple[str | None, str]] = []
+    for ref in refs:
+        probe = ImageRef.parse(f"{ref.host}/{ref.path}" if ref.host else ref.path)
+        wanted.append((probe.registry if ref.host else None, probe.repository))
+
+    def matches(image: ImageRef) -> bool:
+        return any(
+            path == image.repository and (host is None or host in (image.registry, image.host))
+            for host, path in wanted
+        )
+
+    return matches
+
+
+class Cycles:
+    """Runs cycles one at a time: the scheduled full ones and the webhook-triggered ones.
+
+    Hooks arriving within ``batch_window`` of the first one are gathered into one cycle
+    over the union of their repositories, so a CI pipeline pushing ten tags makes one
+    commit, not ten.
+    """
+
+    def __init__(
+        self, engine: Engine, state: DaemonState, scheduler: BackgroundScheduler, window: float
+    ) -> None:
+        self._engine, self._state, self._scheduler, self._window = engine, state, scheduler, window
+        self._cycle_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: dict[RepositoryRef, None] = {}
+        self._armed = False
+
+    def full(self) -> None:
+        self._run(None)
+
+    def hook(self, refs: Collection[RepositoryRef]) -> None:
+        with self._pending_lock:
+            self._pending.update(dict.fromkeys(refs))
+            if self._armed:
+                return
+            self._armed = True
+        run_at = datetime.now(UTC) + timedelta(seconds=self._window)
+        self._scheduler.add_job(self._run_pending, DateTrigger(run_date=run_at))
+
+    def _run_pending(self) -> None:
+        with self._pending_lock:
+            refs, self._pending, self._armed = list(self._pending), {}, False
+        if refs:
+            log.info("webhook_cycle", repositories=[str(r) for r in refs])
+            self._run(_repository_matcher(refs))
+
+    def _run(self, only: Callable[[ImageRef], bool] | None) -> None:
+        with self._cycle_lock:
+            try:
+                result = self._engine.run_once(only=only)
+            except Exception:
+                log.exception("cycle_crashed")
+                self._state.record(ok=False, updates=0, failed=0, duration=0.0)
+                return
+        self._state.record(
+            ok=result.ok,
+            updates=len(result.changes),
+            failed=len(result.failures),
+            duration=result.duration,
+        )
+
+
+def _handler(
+    state: DaemonState, cycles: Cycles | None, secret: str | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/healthz":
@@ -108,6 +187,37 @@ def _handler(state: DaemonState) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, state.metrics(), CONTENT_TYPE_LATEST)
             else:
                 self._reply(404, "not found\n")
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            if not url.path.startswith("/hooks/") or cycles is None:
+                self._reply(404, "not found\n")
+                return
+            kind = url.path.removeprefix("/hooks/").strip("/")
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > _MAX_HOOK_BODY:
+                self._json(413, {"error": "webhook body larger than 1 MiB"})
+                return
+            request = HookRequest(
+                kind=kind,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                query=dict(parse_qsl(url.query)),
+                body=self.rfile.read(length),
+            )
+            try:
+                authorize(request, secret)
+                refs = parse_hook(request)
+            except HookError as exc:
+                log.warning("webhook_rejected", kind=kind, status=exc.status, reason=str(exc))
+                self._json(exc.status, {"error": str(exc)})
+                return
+            log.info("webhook_received", kind=kind, repositories=[str(r) for r in refs])
+            if refs:
+                cycles.hook(refs)
+            self._json(202, {"repositories": [str(r) for r in refs]})
+
+        def _json(self, code: int, doc: object) -> None:
+            self._reply(code, json.dumps(doc) + "\n", "application/json")
 
         def _reply(self, code: int, body: str | bytes, ctype: str = "text/plain") -> None:
             data = body.encode() if isinstance(body, str) else body
@@ -126,32 +236,24 @@ def _handler(state: DaemonState) -> type[BaseHTTPRequestHandler]:
 def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code."""
     stop = stop or threading.Event()
+    secret = None
+    if settings.http.webhook_secret_env is not None:
+        secret = read_secret(
+            SecretRef(env=settings.http.webhook_secret_env), key="http.webhook_secret"
+        )
     state = DaemonState()
     engine = Engine.from_settings(settings, metrics=RegistryMetrics(state.registry))
-
-    def cycle() -> None:
-        try:
-            result = engine.run_once()
-        except Exception:
-            log.exception("cycle_crashed")
-            state.record(ok=False, updates=0, failed=0, duration=0.0)
-            return
-        state.record(
-            ok=result.ok,
-            updates=len(result.changes),
-            failed=len(result.failures),
-            duration=result.duration,
-        )
+    scheduler = BackgroundScheduler(timezone="UTC")
+    cycles = Cycles(engine, state, scheduler, settings.batch_window)
 
     host, _, port = settings.http.listen.rpartition(":")
-    server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(state))
+    server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(state, cycles, secret))
     server.daemon_threads = True
     http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     http_thread.start()
 
-    scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
-        cycle,
+        cycles.full,
         IntervalTrigger(seconds=settings.interval),
         id="cycle",
         max_instances=1,
@@ -169,7 +271,14 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
         for sig in (signal.SIGTERM, signal.SIGINT)
         if threading.current_thread() is threading.main_thread()
     }
-    log.info("daemon_started", listen=settings.http.listen, interval_s=settings.interval)
+    log.info(
+        "daemon_started",
+        listen=settings.http.listen,
+        interval_s=settings.interval,
+        webhooks_authenticated=secret is not None,
+    )
+    if secret is None:
+        log.warning("webhooks_unauthenticated", fix="set http.webhook_secret_env")
     scheduler.start()
     try:
         stop.wait()

@@ -216,8 +216,13 @@ class Engine:
 
     # -- the read-only half -------------------------------------------------------------
 
-    def evaluate(self) -> Evaluation:
-        """Sync the clone, scan manifests, list tags and pick the new values."""
+    def evaluate(self, *, only: Callable[[ImageRef], bool] | None = None) -> Evaluation:
+        """Sync the clone, scan manifests, list tags and pick the new values.
+
+        ``only`` restricts the cycle to fields whose repository it accepts (a webhook
+        names the repositories that changed); fields that cannot even be read are left
+        to the next full cycle to report.
+        """
         revision = self.repo.sync()
         scanned = scan(self.repo.path, self.settings.git.paths)
         failures = [Failure(_error_subject(e), str(e)) for e in scanned.errors]
@@ -228,9 +233,13 @@ class Engine:
         targets: dict[int, Target] = {}
         for i, f in enumerate(scanned.fields):
             try:
-                targets[i] = _target(f)
+                target = _target(f)
             except PermanentError as exc:
-                results[i] = FieldResult(f, failure=self._fail(f, exc))
+                if only is None:
+                    results[i] = FieldResult(f, failure=self._fail(f, exc))
+                continue
+            if only is None or only(target.repo):
+                targets[i] = target
 
         resolver = Resolver(
             self.registry,
@@ -276,7 +285,7 @@ class Engine:
                     policy=f.policy,
                 )
             results[i] = FieldResult(f, t.policy, sel, new=new)
-        ordered = tuple(results[i] for i in range(len(scanned.fields)))
+        ordered = tuple(results[i] for i in sorted(results))
         failures.extend(r.failure for r in ordered if r.failure is not None)
         return Evaluation(revision, ordered, tuple(failures))
 
@@ -304,13 +313,15 @@ class Engine:
         files, _ = render(self.repo.path, [Change(c.field, c.new) for c in evaluation.changes])
         return files
 
-    def run_once(self, *, dry_run: bool = False) -> CycleResult:
+    def run_once(
+        self, *, dry_run: bool = False, only: Callable[[ImageRef], bool] | None = None
+    ) -> CycleResult:
         """One whole cycle; never raises for workload-level problems."""
         started = self._clock()
         result = CycleResult()
         log.info("cycle_started", dry_run=dry_run)
         try:
-            self._attempts(result, dry_run=dry_run)
+            self._attempts(result, dry_run=dry_run, only=only)
         except AutomatorError as exc:
             result.failures.append(
                 Failure(
@@ -333,11 +344,17 @@ class Engine:
         )
         return result
 
-    def _attempts(self, result: CycleResult, *, dry_run: bool) -> None:
+    def _attempts(
+        self,
+        result: CycleResult,
+        *,
+        dry_run: bool,
+        only: Callable[[ImageRef], bool] | None = None,
+    ) -> None:
         max_attempts = self.settings.push_retries + 1
         for attempt in range(1, max_attempts + 1):
             result.attempts = attempt
-            evaluation = self.evaluate()
+            evaluation = self.evaluate(only=only)
             result.revision = evaluation.revision
             result.unchanged = evaluation.unchanged
             result.failures = list(evaluation.failures)

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -50,6 +50,7 @@ class RegistryServer:
         tls: bool = False,
         root: Path | None = None,
         notification_urls: Sequence[str] = (),
+        notification_headers: Mapping[str, str] | None = None,
         port: int | None = None,
         client_ca: bool = False,
     ) -> None:
@@ -62,6 +63,7 @@ class RegistryServer:
         self.tls = tls or client_ca
         self.client_ca = client_ca
         self.notification_urls = tuple(notification_urls)
+        self.notification_headers = dict(notification_headers or {})
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._root = root
         self.port = port or free_port()
@@ -179,6 +181,7 @@ class RegistryServer:
                     {
                         "name": f"hook{i}",
                         "url": url,
+                        "headers": {k: [v] for k, v in self.notification_headers.items()},
                         "timeout": "2s",
                         "threshold": 3,
                         "backoff": "1s",
