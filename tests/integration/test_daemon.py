@@ -83,13 +83,23 @@ def test_the_daemon_updates_on_its_interval_reports_health_and_exits_on_sigterm(
 
         push_image(registry.url, repo, ["1.2.0"])
         wait_until(lambda: shows("1.2.0"), timeout=60, what="a later cycle to pick up 1.2.0")
-        status, metrics = get(f"{base}/metrics")
-        assert status == 200
-        values = {
-            line.split()[0]: float(line.split()[1])
-            for line in metrics.splitlines()
-            if line and not line.startswith("#")
-        }
+
+        def metric_values() -> dict[str, float]:
+            status, text = get(f"{base}/metrics")
+            assert status == 200
+            return {
+                line.split()[0]: float(line.split()[1])
+                for line in text.splitlines()
+                if line and not line.startswith("#")
+            }
+
+        # The push lands a moment before the cycle records it: wait for the bookkeeping.
+        wait_until(
+            lambda: metric_values().get("automator_image_updates_total") == 2,
+            timeout=60,
+            what="the second update to be counted",
+        )
+        values = metric_values()
         assert values["automator_image_updates_total"] == 2
         assert values["automator_cycles_total"] >= 2
         assert values["automator_failed_workloads"] == 0
