@@ -25,7 +25,6 @@ import structlog
 from automator.config import Settings
 from automator.errors import (
     AutomatorError,
-    GitUnavailable,
     ManifestError,
     PermanentError,
     PolicyError,
@@ -34,7 +33,7 @@ from automator.errors import (
 )
 from automator.gitrepo import GitRepo
 from automator.images import ImageRef
-from automator.manifests import Change, ImageField, apply, render, scan
+from automator.manifests import Change, ImageField, apply, scan
 from automator.policy import Policy, Selection, parse_policy
 from automator.registry import RegistryClient, RegistryMetrics
 from automator.resolve import Lookup, Resolver, Target
@@ -308,11 +307,6 @@ class Engine:
 
     # -- the writing half ---------------------------------------------------------------
 
-    def preview(self, evaluation: Evaluation) -> dict[str, bytes]:
-        """New file contents for a dry run, computed in memory."""
-        files, _ = render(self.repo.path, [Change(c.field, c.new) for c in evaluation.changes])
-        return files
-
     def run_once(
         self, *, dry_run: bool = False, only: Callable[[ImageRef], bool] | None = None
     ) -> CycleResult:
@@ -382,8 +376,6 @@ class Engine:
                 if attempt == max_attempts:
                     raise
                 continue
-            except GitUnavailable:
-                raise
             result.commit = sha
             log.info("push_succeeded", commit=sha, changes=len(changes))
             return
