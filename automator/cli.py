@@ -21,7 +21,7 @@ from automator.daemon import run_daemon
 from automator.engine import TRAILER, CycleResult, Engine, Evaluation
 from automator.errors import AutomatorError, ConfigError, PermanentError, PolicyError
 from automator.images import ImageRef
-from automator.log import configure_logging
+from automator.log import configure_logging, redact_urls
 from automator.policy import parse_policy
 from automator.registry import RegistryClient
 from automator.resolve import Resolver, check
@@ -122,6 +122,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``automator`` console script; returns the exit code."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `automator history | head`: the reader left; that is not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_format, level=args.log_level)
     out = sys.stdout
@@ -142,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _settings_summary(settings: Settings) -> dict[str, Any]:
     """What is worth logging once at start; secrets are references, never values."""
     return {
-        "git_url": _redact_url(settings.git.url),
+        "git_url": redact_urls(settings.git.url),
         "branch": settings.git.branch,
         "push_branch": settings.git.target_branch,
         "paths": list(settings.git.paths),
@@ -150,14 +160,6 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
         "interval_s": settings.interval,
         "workdir": str(settings.clone_dir),
     }
-
-
-def _redact_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        userinfo, host = rest.split("@", 1)
-        return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -171,7 +173,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             return _exit_code(result.invalid_policy, ok=result.ok)
         if args.command == "history":
             return _history(engine, out, output=args.output, limit=args.limit)
-        evaluation = engine.evaluate()
+        evaluation = engine.evaluate(verify_writes=args.command == "plan")
         if args.command == "plan":
             _print_plan(evaluation, out, output=args.output)
         else:
@@ -385,9 +387,12 @@ def _history(engine: Engine, out: TextIO, *, output: str, limit: int) -> int:
 
 
 def _parse_trailer(value: str) -> dict[str, str]:
-    """``<file> <kind>/<ns>/<name> <container> <old> -> <new>`` back into fields."""
-    parts = value.split()
-    if len(parts) == 6 and parts[4] == "->":
+    """``<file> <kind>/<ns>/<name> <container> <old> -> <new>`` back into fields.
+
+    Parsed from the right: only the file path may contain spaces.
+    """
+    parts = value.rsplit(" ", 5)
+    if len(parts) == 6 and parts[4] == "->" and parts[0]:
         file, workload, container, old, _, new = parts
         return {"file": file, "workload": workload, "container": container, "old": old, "new": new}
     return {"file": "", "workload": "", "container": "", "old": "", "new": value}

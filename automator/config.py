@@ -13,6 +13,7 @@ logged whole without leaking anything).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from automator.errors import ConfigError
+from automator.log import redact_urls
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -52,6 +54,7 @@ DEFAULT_CONFIG_FILE = "automator.yaml"
 
 _DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|s|m|h))+?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_DURATION = 365 * 24 * 3600.0
 
 
 def parse_duration(value: object) -> float:
@@ -59,8 +62,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m or 1h")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("a duration must be a finite, non-negative number of seconds")
+        if value > _MAX_DURATION:
+            raise ValueError("a duration cannot exceed 365 days")
         return float(value)
     if not isinstance(value, str):
         raise ValueError("expected a duration such as 30s, 5m or 1h")
@@ -73,6 +78,8 @@ def parse_duration(value: object) -> float:
         pos = match.end()
     if not text or pos != len(text):
         raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m, 1h or 1h30m")
+    if total > _MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than 365 days")
     return total
 
 
@@ -288,8 +295,11 @@ class HttpSettings(_Model):
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, listen: str) -> str:
-        if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}", listen):
-            raise ValueError(f"{listen!r} must be host:port, e.g. 127.0.0.1:8080")
+        match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):(\d{1,5})", listen)
+        if not match or not 0 < int(match.group(2)) < 65536:
+            raise ValueError(
+                f"{listen!r} must be host:port with a port 1-65535, e.g. 127.0.0.1:8080"
+            )
         return listen
 
 
@@ -298,9 +308,9 @@ class Settings(_Model):
 
     git: GitSettings
     registries: tuple[RegistrySettings, ...] = ()
-    interval: Duration = 300.0
+    interval: Annotated[Duration, Field(ge=1.0)] = 300.0
     http: HttpSettings = HttpSettings()
-    batch_window: Duration = 5.0
+    batch_window: Annotated[Duration, Field(le=3600.0)] = 5.0
     workdir: Path | None = Field(
         default=None,
         description="where the working clone lives; default $XDG_CACHE_HOME/automator",
@@ -430,7 +440,7 @@ def _describe(err: Any) -> str:
     if kind == "missing":
         return f"required key {key} is missing; add it"
     msg = str(err["msg"]).removeprefix("Value error, ").replace("valid tuple", "list")
-    return f"key {key}: {msg} (got {err.get('input')!r})"
+    return redact_urls(f"key {key}: {msg} (got {err.get('input')!r})")
 
 
 def _check_secrets(settings: Settings) -> None:

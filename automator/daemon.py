@@ -34,6 +34,7 @@ from prometheus_client import (
 
 from automator.config import SecretRef, Settings, read_secret
 from automator.engine import Engine
+from automator.errors import ConfigError, ImageRefError
 from automator.images import ImageRef
 from automator.registry import RegistryMetrics
 from automator.webhooks import HookError, HookRequest, RepositoryRef, authorize, parse_hook
@@ -86,11 +87,18 @@ class DaemonState:
         with self._lock:
             return self._ready
 
-    def record(self, *, ok: bool, updates: int, failed: int, duration: float) -> None:
+    def record(
+        self, *, ok: bool, updates: int, failed: int, duration: float, partial: bool = False
+    ) -> None:
+        """Count one cycle. A ``partial`` (webhook) cycle saw only some workloads, so it
+        does not speak for the others: it leaves the failure gauge, the last-success time
+        and readiness to the full cycles."""
         self.cycles.inc()
         if not ok:
             self.failed_cycles.inc()
         self.updates.inc(updates)
+        if partial:
+            return
         self.failed_workloads.set(failed)
         self.duration.set(duration)
         if ok:
@@ -121,6 +129,14 @@ def _repository_matcher(refs: Collection[RepositoryRef]) -> Callable[[ImageRef],
     return matches
 
 
+def _check_repository(ref: RepositoryRef) -> None:
+    """Refuse, at the door, a repository name no image could have (HookError 400)."""
+    try:
+        ImageRef.parse(str(ref))
+    except ImageRefError as exc:
+        raise HookError(400, f"repository {str(ref)!r} is not a valid image name: {exc}") from exc
+
+
 class Cycles:
     """Runs cycles one at a time: the scheduled full ones and the webhook-triggered ones.
 
@@ -142,13 +158,22 @@ class Cycles:
         self._run(None)
 
     def hook(self, refs: Collection[RepositoryRef]) -> None:
+        """Queue repositories for the next webhook cycle (armed once per window)."""
         with self._pending_lock:
             self._pending.update(dict.fromkeys(refs))
             if self._armed:
                 return
             self._armed = True
         run_at = datetime.now(UTC) + timedelta(seconds=self._window)
-        self._scheduler.add_job(self._run_pending, DateTrigger(run_date=run_at))
+        # One job id, never dropped as "missed" even if it starts late (a long full cycle
+        # holds the cycle lock): otherwise `_armed` would stay set and hooks would stop.
+        self._scheduler.add_job(
+            self._run_pending,
+            DateTrigger(run_date=run_at),
+            id="webhook-cycle",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     def _run_pending(self) -> None:
         with self._pending_lock:
@@ -170,6 +195,7 @@ class Cycles:
             updates=len(result.changes),
             failed=len(result.failures),
             duration=result.duration,
+            partial=only is not None,
         )
 
 
@@ -177,13 +203,16 @@ def _handler(
     state: DaemonState, cycles: Cycles | None, secret: str | None
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = 30  # a slow or silent client cannot hold a thread forever
+
         def do_GET(self) -> None:
-            if self.path == "/healthz":
+            path = urlsplit(self.path).path
+            if path == "/healthz":
                 self._reply(200, "ok\n")
-            elif self.path == "/readyz":
+            elif path == "/readyz":
                 ready = state.ready
                 self._reply(200 if ready else 503, "ready\n" if ready else "no cycle yet\n")
-            elif self.path == "/metrics":
+            elif path == "/metrics":
                 self._reply(200, state.metrics(), CONTENT_TYPE_LATEST)
             else:
                 self._reply(404, "not found\n")
@@ -194,7 +223,11 @@ def _handler(
                 self._reply(404, "not found\n")
                 return
             kind = url.path.removeprefix("/hooks/").strip("/")
-            length = int(self.headers.get("Content-Length") or 0)
+            raw_length = self.headers.get("Content-Length") or "0"
+            if not raw_length.isdigit():
+                self._json(400, {"error": "Content-Length must be a non-negative integer"})
+                return
+            length = int(raw_length)
             if length > _MAX_HOOK_BODY:
                 self._json(413, {"error": "webhook body larger than 1 MiB"})
                 return
@@ -207,6 +240,8 @@ def _handler(
             try:
                 authorize(request, secret)
                 refs = parse_hook(request)
+                for ref in refs:
+                    _check_repository(ref)
             except HookError as exc:
                 log.warning("webhook_rejected", kind=kind, status=exc.status, reason=str(exc))
                 self._json(exc.status, {"error": str(exc)})
@@ -247,7 +282,14 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
     cycles = Cycles(engine, state, scheduler, settings.batch_window)
 
     host, _, port = settings.http.listen.rpartition(":")
-    server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(state, cycles, secret))
+    try:
+        server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(state, cycles, secret))
+    except OSError as exc:
+        engine.close()
+        raise ConfigError(
+            f"http.listen: cannot listen on {settings.http.listen} ({exc.strerror or exc}); "
+            "pick a free port or an address of this machine"
+        ) from exc
     server.daemon_threads = True
     http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     http_thread.start()

@@ -33,7 +33,8 @@ from automator.errors import (
 )
 from automator.gitrepo import GitRepo
 from automator.images import ImageRef
-from automator.manifests import Change, ImageField, apply, scan
+from automator.log import redact_urls
+from automator.manifests import Change, ImageField, apply, render, scan
 from automator.policy import Policy, Selection, parse_policy
 from automator.registry import RegistryClient, RegistryMetrics
 from automator.resolve import Lookup, Resolver, Target
@@ -215,8 +216,13 @@ class Engine:
 
     # -- the read-only half -------------------------------------------------------------
 
-    def evaluate(self, *, only: Callable[[ImageRef], bool] | None = None) -> Evaluation:
+    def evaluate(
+        self, *, only: Callable[[ImageRef], bool] | None = None, verify_writes: bool = False
+    ) -> Evaluation:
         """Sync the clone, scan manifests, list tags and pick the new values.
+
+        ``verify_writes`` renders every change in memory, exactly as ``once`` would write
+        it, so ``plan`` and ``--dry-run`` never promise a change that ``once`` refuses.
 
         ``only`` restricts the cycle to fields whose repository it accepts (a webhook
         names the repositories that changed); fields that cannot even be read are left
@@ -284,6 +290,15 @@ class Engine:
                     policy=f.policy,
                 )
             results[i] = FieldResult(f, t.policy, sel, new=new)
+        if verify_writes:
+            planned = [PlannedChange(r.field, r.new) for r in results.values() if r.new]
+            rendered, errors = render(self.repo.path, [Change(c.field, c.new) for c in planned])
+            failures += [Failure(_error_subject(e), str(e)) for e in errors]
+            for i, r in list(results.items()):
+                if r.new is not None and r.field.file not in rendered:
+                    results[i] = FieldResult(
+                        r.field, r.policy, r.selection, failure=_not_written(r.field)
+                    )
         ordered = tuple(results[i] for i in sorted(results))
         failures.extend(r.failure for r in ordered if r.failure is not None)
         return Evaluation(revision, ordered, tuple(failures))
@@ -319,7 +334,7 @@ class Engine:
         except AutomatorError as exc:
             result.failures.append(
                 Failure(
-                    f"git {self.settings.git.url}",
+                    f"git {redact_urls(self.settings.git.url)}",
                     str(exc),
                     transient=isinstance(exc, TransientError),
                 )
@@ -348,7 +363,7 @@ class Engine:
         max_attempts = self.settings.push_retries + 1
         for attempt in range(1, max_attempts + 1):
             result.attempts = attempt
-            evaluation = self.evaluate(only=only)
+            evaluation = self.evaluate(only=only, verify_writes=dry_run)
             result.revision = evaluation.revision
             result.unchanged = evaluation.unchanged
             result.failures = list(evaluation.failures)
@@ -361,6 +376,9 @@ class Engine:
                 result.failures.append(Failure(_error_subject(err), str(err)))
                 log.warning("manifest_write_failed", error=str(err))
             written = set(applied.written)
+            result.failures += [
+                _not_written(c.field) for c in changes if c.field.file not in written
+            ]
             changes = [c for c in changes if c.field.file in written]
             result.changes = changes
             if not changes:
@@ -379,6 +397,14 @@ class Engine:
             result.commit = sha
             log.info("push_succeeded", commit=sha, changes=len(changes))
             return
+
+
+def _not_written(f: ImageField) -> Failure:
+    """A change dropped because its file could not be edited (the file's error says why)."""
+    return Failure(
+        f"{f.file}:{f.line}: {f.ref} {f.container}",
+        f"{f.image} was not updated: {f.file} could not be edited (see its error)",
+    )
 
 
 def _target(f: ImageField) -> Target:

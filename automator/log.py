@@ -9,17 +9,43 @@ real rule is that no code ever passes a secret to a logger.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["LogFormat", "configure_logging"]
+__all__ = ["LogFormat", "configure_logging", "redact_urls"]
 
 LogFormat = Literal["json", "console"]
 
 _SECRET_KEYS = ("password", "token", "authorization", "secret")
+
+# scheme://userinfo@  -- userinfo may contain anything but '/', '@' and whitespace.
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+_REDACTED = "***"
+
+
+def _redact_userinfo(match: re.Match[str]) -> str:
+    scheme, userinfo = match.group("scheme"), match.group("userinfo")
+    if scheme.lower().rstrip(":/").endswith("ssh") and ":" not in userinfo:
+        # An ssh login name is not a secret, and it helps to see it in an error.
+        return match.group(0)
+    user, sep, _ = userinfo.partition(":")
+    if sep:
+        return f"{scheme}{user}:{_REDACTED}@"
+    # A lone http userinfo is often a token (https://<token>@host/...): hide it whole.
+    return f"{scheme}{_REDACTED}@"
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL's password (or lone token user) replaced by ``***``.
+
+    For any message that may quote a URL from the configuration: a credential written
+    into ``git.url`` by mistake must still never reach a log, an error or stdout.
+    """
+    return _USERINFO.sub(_redact_userinfo, text)
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

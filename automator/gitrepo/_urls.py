@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from automator.log import redact_urls
+
 __all__ = ["RemoteUrl", "is_http", "is_ssh", "parse_remote_url", "redact"]
 
 _SCP_LIKE = re.compile(r"^(?P<user>[\w.-]+)@(?P<host>[\w.-]+):(?!//)")
-# scheme://userinfo@  -- userinfo may contain anything but '/', '@' and whitespace.
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
 _REDACTED = "***"
 
 
@@ -28,25 +28,13 @@ def is_http(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
 
-def _redact_userinfo(match: re.Match[str]) -> str:
-    scheme, userinfo = match.group("scheme"), match.group("userinfo")
-    if scheme.lower().rstrip(":/").endswith("ssh") and ":" not in userinfo:
-        # An ssh login name is not a secret, and it helps to see it in an error.
-        return match.group(0)
-    user, sep, _ = userinfo.partition(":")
-    if sep:
-        return f"{scheme}{user}:{_REDACTED}@"
-    # A lone http userinfo is often a token (https://<token>@host/...): hide it whole.
-    return f"{scheme}{_REDACTED}@"
-
-
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """``text`` with URL passwords (and any of ``secrets``) replaced by ``***``.
 
     Used on every message that may contain a URL or git's own stderr, so a credential
     written into ``git.url`` by mistake still never reaches a log or an exception.
     """
-    out = _USERINFO.sub(_redact_userinfo, text)
+    out = redact_urls(text)
     for secret in sorted(secrets, key=len, reverse=True):
         if secret:
             out = out.replace(secret, _REDACTED)

@@ -361,3 +361,40 @@ def test_check_offline_explains_every_tag_and_rejects_bad_input_with_exit_2(
         )
         assert proc.returncode == 2, (bad, proc.stderr)
         assert fragment in proc.stderr, (bad, proc.stderr)
+
+
+def test_plan_never_promises_a_change_that_once_cannot_write(
+    tmp_path: Path, registry: RegistryServer
+) -> None:
+    ns = f"t{uuid.uuid4().hex[:8]}"
+    push_image(registry.url, f"{ns}/num", ["100", "200"])
+    push_image(registry.url, f"{ns}/word", ["m", "n"])
+    policies = "".join(
+        "---\napiVersion: automator.gitops.io/v1\nkind: ImagePolicy\n"
+        f"metadata: {{name: {name}}}\nspec: {{image: '{registry.host}/{ns}/{name}', "
+        f"policy: '{spec}'}}\n"
+        for name, spec in (("num", "numerical"), ("word", "alphabetical"))
+    )
+    values = (
+        'a: latest # {"$imagepolicy": "num:tag"}\n'  # 200 would be written as an int
+        'b: m # {"$imagepolicy": "word:tag"}\n'
+    )
+    bare = make_bare_repo(
+        tmp_path / "srv",
+        "config.git",
+        {"p.yaml": policies.encode(), "values.yaml": values.encode()},
+    )
+    config = tmp_path / "automator.yaml"
+    config.write_text(
+        f"git: {{url: '{bare.as_uri()}'}}\n"
+        f"registries: [{{host: '{registry.host}', url: '{registry.url}'}}]\n"
+        f"workdir: {tmp_path / 'work'}\n"
+    )
+    plan = run(config, "plan", "--output", "json")
+    once = run(config, "once")
+
+    assert plan.returncode == once.returncode == 1
+    assert json.loads(plan.stdout) == []
+    assert "values.yaml" in once.stdout
+    assert once.stdout.count("was not updated") == 2  # both changes of the file, listed
+    assert git("show", "main:values.yaml", cwd=bare) == values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import signal
@@ -176,3 +177,26 @@ def test_pushes_within_the_batch_window_make_one_commit_and_bad_secrets_are_refu
         what="the generic hook's cycle",
     )
     assert daemon.commits() == ["Update 2 images", "Initial commit"]
+
+
+def test_malformed_hooks_are_refused_at_the_door_and_do_not_spoil_the_batch(
+    setup: tuple[Daemon, RegistryServer, str],
+) -> None:
+    daemon, registry, ns = setup
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    status, body = post(f"{daemon.base}/hooks/generic", {"image": "UPPER/case"}, auth)
+    assert status == 400
+    assert "not a valid image name" in body
+
+    host, port = daemon.base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest("POST", "/hooks/generic")
+    conn.putheader("Content-Length", "abc")
+    conn.putheader("Authorization", f"Bearer {SECRET}")
+    conn.endheaders()
+    assert conn.getresponse().status == 400
+    conn.close()
+
+    push_image(registry.url, f"{ns}/a", ["1.5.0"])  # the registry's own hook still works
+    wait_until(lambda: len(daemon.commits()) == 2, timeout=60, what="the webhook's commit")
+    assert daemon.commits()[0] == "Update a/app to 1.5.0"

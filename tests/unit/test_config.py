@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,28 @@ def test_config_path_prefers_the_flag_then_the_environment(
     assert config_path(None) == Path("/from/env.yaml")
     monkeypatch.delenv("AUTOMATOR_CONFIG")
     assert config_path(None) == Path("automator.yaml")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"interval": "0s"}, "key interval"),
+        ({"interval": float("inf")}, "finite"),
+        ({"interval": float("nan")}, "finite"),
+        ({"interval": "9000h"}, "365 days"),
+        ({"batch_window": "2h"}, "key batch_window"),
+        ({"http": {"listen": "127.0.0.1:99999"}}, "port 1-65535"),
+    ],
+)
+def test_daemon_timings_and_ports_that_cannot_work_are_rejected_at_load(
+    extra: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        settings_from_mapping({**MINIMAL, **extra})
+
+
+def test_a_config_error_never_echoes_a_password_written_into_a_url() -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"git": {"url": "htps://bob:T0PSECRET@example.com/x.git"}})
+    assert "T0PSECRET" not in str(info.value)
+    assert "bob:***@" in str(info.value)
