@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Sequence
@@ -177,6 +178,8 @@ def _locate(composer: Composer, source: Source, documents: list[Node], change: C
     except Problem as problem:
         raise _fail(field, problem.message, line) from None
     resolved = composer.resolve_plain(change.new)
+    if not span.quote and resolved == STR_TAG and _YAML11_NOT_A_STRING.fullmatch(change.new):
+        resolved = "YAML 1.1:bool or number (as Kubernetes and Helm read it)"
     if not span.quote and resolved != STR_TAG:
         kind = resolved.rsplit(":", 1)[-1]
         raise _fail(
@@ -187,6 +190,15 @@ def _locate(composer: Composer, source: Source, documents: list[Node], change: C
             line,
         )
     return _Edit(span, node, change.new, change)
+
+
+# Plain scalars that YAML 1.2 reads as strings but YAML 1.1 (go-yaml v2: kubectl, Helm)
+# reads as booleans or numbers. A tag such as `yes`, `on` or `1_000` must stay quoted.
+_YAML11_NOT_A_STRING = re.compile(
+    r"y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
+    r"|[-+]?0b[01_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+    r"|[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+][0-9]+)?"
+)
 
 
 def _locate_marker(source: Source, root: Node, field: ImageField) -> ScalarNode:

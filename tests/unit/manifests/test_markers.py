@@ -584,3 +584,30 @@ def test_screening_blanks_documents_without_markers_but_keeps_those_with_them(
         (0, "Thing", "t", 3),
         (2, "Thing", "u", 10),
     ]
+
+
+@pytest.mark.parametrize("new", ["yes", "on", "N", "1_000", "0755", "0x1f"])
+def test_a_new_plain_tag_that_yaml_1_1_reads_as_bool_or_number_is_refused(
+    tmp_path: Path, new: str
+) -> None:
+    _policies(tmp_path, "app")
+    write(tmp_path, "v.yaml", 'image:\n  tag: abc # {"$imagepolicy": "app:tag"}\n')
+    (field,) = scan(tmp_path).fields
+
+    rendered, errors = render(tmp_path, [Change(field, new)])
+
+    assert rendered == {}
+    (error,) = (str(e) for e in errors)
+    assert f"the new value {new!r} would change more than the image" in error
+    assert "quote the value in the file" in error
+
+
+def test_yaml_1_1_look_alikes_that_are_strings_everywhere_are_written_plain(
+    tmp_path: Path,
+) -> None:
+    _policies(tmp_path, "app")
+    path = write(tmp_path, "v.yaml", 'image:\n  tag: abc # {"$imagepolicy": "app:tag"}\n')
+    (field,) = scan(tmp_path).fields
+
+    assert apply(tmp_path, [Change(field, "yesterday")]).errors == ()
+    assert path.read_text() == 'image:\n  tag: yesterday # {"$imagepolicy": "app:tag"}\n'
