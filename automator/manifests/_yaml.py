@@ -14,9 +14,10 @@ exactly the text we splice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from ruamel.yaml import YAML
@@ -98,15 +99,8 @@ class Composer:
 
         ``text`` (same length and lines as ``source.text``) is parsed instead when given.
         """
-        try:
+        with _reporting(source.path):
             return list(self._yaml.compose_all(source.text if text is None else text))
-        except YAMLError as exc:
-            raise ManifestError(_syntax_message(source.path, exc)) from exc
-        except RecursionError as exc:
-            raise ManifestError(
-                f"{source.path}: nested too deeply to parse: simplify the file; "
-                "it is left untouched and the other files are still processed"
-            ) from exc
 
     def construct(self, node: Node) -> object:
         """The plain Python value of a composed node (dicts, lists, str, int, bool, ...).
@@ -127,16 +121,23 @@ class Composer:
         that does not parse reported, and running only the parser (no composition) keeps
         that check at a fraction of a full parse's cost.
         """
-        try:
+        with _reporting(source.path):
             for _ in self._yaml.parse(source.text):
                 pass
-        except YAMLError as exc:
-            raise ManifestError(_syntax_message(source.path, exc)) from exc
-        except RecursionError as exc:
-            raise ManifestError(
-                f"{source.path}: nested too deeply to parse: simplify the file; "
-                "it is left untouched and the other files are still processed"
-            ) from exc
+
+
+@contextlib.contextmanager
+def _reporting(path: str) -> Iterator[None]:
+    """Turn ruamel's parse failures into one ManifestError naming the file and the fix."""
+    try:
+        yield
+    except YAMLError as exc:
+        raise ManifestError(_syntax_message(path, exc)) from exc
+    except RecursionError as exc:
+        raise ManifestError(
+            f"{path}: nested too deeply to parse: simplify the file; "
+            "it is left untouched and the other files are still processed"
+        ) from exc
 
 
 # A line starting with "---" or "..." (then a blank or the end) always delimits documents:
