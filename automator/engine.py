@@ -304,7 +304,8 @@ class Engine:
         return Evaluation(revision, ordered, tuple(failures))
 
     def _fail(self, f: ImageField, exc: AutomatorError) -> Failure:
-        subject = f"{f.file}:{f.line}: {f.ref} container {f.container}"
+        what = "field" if f.marker is not None else "container"
+        subject = f"{f.file}:{f.line}: {f.ref} {what} {f.container}"
         invalid = isinstance(exc, PolicyError)
         message = f"annotation {f.source}: {exc}" if invalid else str(exc)
         failure = Failure(
