@@ -236,15 +236,16 @@ class Engine:
 
         results: dict[int, FieldResult] = {}
         targets: dict[int, Target] = {}
+        values: dict[int, ImageRef | None] = {}  # whole-image fields, parsed once
         for i, f in enumerate(scanned.fields):
             try:
-                target = _target(f)
+                target, value = _target(f)
             except PermanentError as exc:
                 if only is None:
                     results[i] = FieldResult(f, failure=self._fail(f, exc))
                 continue
             if only is None or only(target.repo):
-                targets[i] = target
+                targets[i], values[i] = target, value
 
         resolver = Resolver(
             self.registry,
@@ -262,7 +263,7 @@ class Engine:
             sel = selections[i]
             if isinstance(sel, Selection) and sel.selected is not None:
                 f = scanned.fields[i]
-                if _needs_digest(f, t, sel.selected):
+                if _needs_digest(f, values[i], t, sel.selected):
                     wanted[i] = Lookup(t.repo, sel.selected, t.platform)
         digests = resolver.digests(wanted.values())
 
@@ -278,7 +279,7 @@ class Engine:
             if isinstance(digest, AutomatorError):
                 results[i] = FieldResult(f, t.policy, sel, failure=self._fail(f, digest))
                 continue
-            new = _new_value(f, t, sel, digest)
+            new = _new_value(f, values[i], t, sel, digest)
             if new is not None:
                 log.info(
                     "update_planned",
@@ -408,22 +409,26 @@ def _not_written(f: ImageField) -> Failure:
     )
 
 
-def _target(f: ImageField) -> Target:
-    """The repository, policy and current tag one field asks about (PermanentError if bad)."""
+def _target(f: ImageField) -> tuple[Target, ImageRef | None]:
+    """What one field asks of the registry, and (for a whole-image field) its parsed value.
+
+    The target's ``repo`` is also the name a whole-image field is rewritten with: the
+    ImagePolicy's ``spec.image`` for a marker, else the value's own spelling.
+    PermanentError when the policy or a reference is malformed.
+    """
     policy = parse_policy(f.policy, filter=f.filter, extract=f.extract, ignore=f.ignore_tags)
     if f.part == "image":
         value = ImageRef.parse(f.image)
         repo = ImageRef.parse(f.repository) if f.repository else value
-        current = value.tag
-    else:
-        if f.repository is None:
-            raise ManifestError(f"{f.file}:{f.line}: a {f.part} field needs an ImagePolicy image")
-        repo = ImageRef.parse(f.repository)
-        current = f.image if f.part == "tag" else None
-    return Target(repo=repo, policy=policy, current=current, platform=f.platform)
+        return Target(repo=repo, policy=policy, current=value.tag, platform=f.platform), value
+    if f.repository is None:
+        raise ManifestError(f"{f.file}:{f.line}: a {f.part} field needs an ImagePolicy image")
+    current = f.image if f.part == "tag" else None
+    repo = ImageRef.parse(f.repository)
+    return Target(repo=repo, policy=policy, current=current, platform=f.platform), None
 
 
-def _needs_digest(f: ImageField, t: Target, selected: str) -> bool:
+def _needs_digest(f: ImageField, value: ImageRef | None, t: Target, selected: str) -> bool:
     """Whether writing this field needs the selected tag's digest.
 
     ``digest`` policies and ``:digest`` markers always do. Otherwise a digest is looked up
@@ -433,15 +438,16 @@ def _needs_digest(f: ImageField, t: Target, selected: str) -> bool:
     """
     if f.part == "digest" or t.policy.follows_digest:
         return True
-    if f.part != "image":
+    if value is None:
         return False
-    value = ImageRef.parse(f.image)
     if selected != value.tag:
         return f.pin_digest or value.digest is not None
     return f.pin_digest and value.digest is None
 
 
-def _new_value(f: ImageField, t: Target, sel: Selection, digest: str | None) -> str | None:
+def _new_value(
+    f: ImageField, value: ImageRef | None, t: Target, sel: Selection, digest: str | None
+) -> str | None:
     """The field's new text, or None when it already says the right thing."""
     if sel.selected is None:
         return None
@@ -452,8 +458,8 @@ def _new_value(f: ImageField, t: Target, sel: Selection, digest: str | None) -> 
     elif f.part == "name":
         new = t.repo.name
     else:
-        value = ImageRef.parse(f.image)
-        base = ImageRef.parse(f.repository) if f.repository else value
+        assert value is not None  # whole-image fields always carry their parsed value
+        base = t.repo
         if sel.selected == value.tag and base.name == value.name and digest in (None, value.digest):
             return None
         new = str(base.with_tag(sel.selected, digest))
