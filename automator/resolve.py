@@ -182,12 +182,17 @@ class Resolver:
         tags: Mapping[str, list[str] | AutomatorError],
     ) -> dict[K, Selection | AutomatorError]:
         """Apply each target's policy, fetching build times where the policy needs them."""
-        wanted: list[Lookup] = []
-        for t in targets.values():
+        # Tags each time-ordered policy still considers: computed once, used twice below.
+        eligible: dict[K, list[str]] = {}
+        for key, t in targets.items():
             listed = tags.get(t.repo.canonical)
             if t.policy.needs_created and isinstance(listed, list):
-                wanted += [Lookup(t.repo, tag, t.platform) for tag in t.policy.eligible(listed)]
-        created = self.created(wanted)
+                eligible[key] = t.policy.eligible(listed)
+        created = self.created(
+            Lookup(targets[key].repo, tag, targets[key].platform)
+            for key, names in eligible.items()
+            for tag in names
+        )
         out: dict[K, Selection | AutomatorError] = {}
         for key, t in targets.items():
             listed = tags.get(t.repo.canonical)
@@ -200,7 +205,7 @@ class Resolver:
             if t.policy.needs_created:
                 times = {}
                 failed: AutomatorError | None = None
-                for tag in t.policy.eligible(listed):
+                for tag in eligible[key]:
                     value = created.get((t.repo.canonical, tag, t.platform))
                     if isinstance(value, datetime):
                         times[tag] = value
