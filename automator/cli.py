@@ -213,16 +213,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     settings = load_settings(path) if explicit or path.exists() else Settings.without_repo()
     registry = RegistryClient(settings) if tags is None else None
     try:
-        resolver = (
-            Resolver(
-                registry,
-                max_concurrency=settings.max_concurrency,
-                concurrency_for=settings.concurrency_for,
-                budget=settings.scan_budget,
-            )
-            if registry
-            else None
-        )
+        resolver = Resolver.from_settings(registry, settings) if registry else None
         result = check(
             policy,
             image=image,

@@ -247,12 +247,7 @@ class Engine:
             if only is None or only(target.repo):
                 targets[i], values[i] = target, value
 
-        resolver = Resolver(
-            self.registry,
-            max_concurrency=self.settings.max_concurrency,
-            concurrency_for=self.settings.concurrency_for,
-            budget=self.settings.scan_budget,
-        )
+        resolver = Resolver.from_settings(self.registry, self.settings)
         tags = resolver.tags(t.repo for t in targets.values())
         selections = resolver.select(targets, tags)
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import structlog
 
+from automator.config import Settings
 from automator.errors import AutomatorError, RegistryUnavailable, TransientError
 from automator.images import ImageRef
 from automator.policy import Policy, Selection
@@ -84,6 +85,16 @@ class Resolver:
         self._budget = budget
         self._clock = clock
         self._deadline = None if budget is None else clock() + budget
+
+    @classmethod
+    def from_settings(cls, registry: RegistryClient, settings: Settings) -> Resolver:
+        """Per-registry concurrency and the scan budget, as configured."""
+        return cls(
+            registry,
+            max_concurrency=settings.max_concurrency,
+            concurrency_for=settings.concurrency_for,
+            budget=settings.scan_budget,
+        )
 
     def _parallel(
         self,
