@@ -4,7 +4,9 @@
 (:meth:`~GitRepo.sync`), commits exactly the files it is given as the configured author
 and committer (:meth:`~GitRepo.commit`), pushes with race detection
 (:meth:`~GitRepo.push` raises :class:`~automator.errors.PushRejected` when someone else
-pushed first) and reads the audit trail back (:meth:`~GitRepo.log`).
+pushed first), reads the audit trail back (:meth:`~GitRepo.log`) and checks who signed
+a commit before the synchronizer applies it (:meth:`~GitRepo.verify_commit` returns a
+:class:`Signature` or raises :class:`~automator.errors.SignatureError`).
 
 Credentials are never written to disk or logged: they travel per command in the
 environment (see ``_env``), and every message naming a remote is redacted.
@@ -14,5 +16,6 @@ from __future__ import annotations
 
 from automator.gitrepo._log import CommitInfo
 from automator.gitrepo._repo import GitRepo
+from automator.gitrepo._verify import Signature, SignatureFormat
 
-__all__ = ["CommitInfo", "GitRepo"]
+__all__ = ["CommitInfo", "GitRepo", "Signature", "SignatureFormat"]

@@ -1,4 +1,4 @@
-"""The working clone of the config repository: sync, commit, push, log.
+"""The working clone of the config repository: sync, commit, push, log, verify.
 
 Every git command goes through :meth:`GitRepo._run`, which adds the per-command
 environment (credentials, prompts off, see ``_env``), a timeout for network commands, and
@@ -24,7 +24,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,6 +37,7 @@ from automator.gitrepo._env import GitEnv, build_git_env
 from automator.gitrepo._errors import GitFailure, classify
 from automator.gitrepo._log import LOG_FORMAT, CommitInfo, parse_log
 from automator.gitrepo._urls import is_http, is_ssh, parse_remote_url, redact
+from automator.gitrepo._verify import GitResult, Signature, verify_signature
 
 __all__ = ["GitRepo"]
 
@@ -247,6 +248,63 @@ class GitRepo:
             skip += len(batch)
         return found[:max_count]
 
+    def verify_commit(
+        self,
+        rev: str = "HEAD",
+        *,
+        allowed_signers_file: Path | None = None,
+        keyring_file: Path | None = None,
+    ) -> Signature:
+        """Verify that the commit ``rev`` names is signed by a trusted key; return who.
+
+        Trust comes only from the given sources: SSH keys listed in
+        ``allowed_signers_file`` (git's ``gpg.ssh.allowedSignersFile`` format) and OpenPGP
+        public keys in ``keyring_file`` (armoured or binary). With both, a commit signed
+        by either kind passes. A tag is peeled to its commit and the *commit's* signature
+        is checked. Raises :class:`~automator.errors.SignatureError` (unsigned, untrusted
+        or expired key, bad signature, trust file or gpg/ssh-keygen missing) with a
+        message naming the commit and the fix; logging that refusal is the caller's job.
+        Reads the local clone only: call :meth:`sync` first.
+        """
+        if allowed_signers_file is None and keyring_file is None:
+            raise ValueError("verify_commit needs allowed_signers_file, keyring_file or both")
+        env = self._verify_env()
+        sha = self._run(
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            f"{rev}^{{commit}}",
+            env=env,
+            check=False,
+        )
+        if not sha:
+            raise GitError(
+                f"{rev!r} does not name a commit in {self._workdir}; run sync first or fix "
+                "the revision"
+            )
+        raw = self._run("cat-file", "commit", sha, env=env, strip=False, operation="verify")
+
+        def run_git(args: Sequence[str], extra: Mapping[str, str]) -> GitResult:
+            return self._run_status(*args, env=GitEnv({**env.env, **extra}, env.secrets))
+
+        signature = verify_signature(
+            sha,
+            raw,
+            allowed_signers_file=allowed_signers_file,
+            keyring_file=keyring_file,
+            run_git=run_git,
+            timeout=self._timeout,
+        )
+        log.info(
+            "git_signature_verified",
+            commit=sha,
+            format=signature.format,
+            signer=signature.signer,
+            key=signature.key,
+        )
+        return signature
+
     # ------------------------------------------------------------------ internals
 
     def _env(self) -> GitEnv:
@@ -269,6 +327,17 @@ class GitRepo:
             ssh_key_file=s.ssh_key_file if is_ssh(self._remote.clean) else None,
             known_hosts_file=s.known_hosts_file if is_ssh(self._remote.clean) else None,
         )
+
+    def _verify_env(self) -> GitEnv:
+        """Environment for signature checks: no credentials, no user or system git config.
+
+        verify-commit never talks to the remote, so the credentials stay out of the
+        environment gpg and ssh-keygen inherit; and the user's ``~/.gitconfig`` (or the
+        system's) must not be able to swap the verifier or the trust file.
+        """
+        base = build_git_env(self._remote, username=None, password=None)
+        env = {**base.env, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+        return GitEnv(env, base.secrets)
 
     def _prepare_workdir(self, env: GitEnv) -> None:
         """Ensure a usable repository with ``origin`` = the configured (clean) URL."""
@@ -384,6 +453,22 @@ class GitRepo:
             )
             raise error from exc
         return out
+
+    def _run_status(self, *args: str, env: GitEnv) -> GitResult:
+        """Run a local git command whose non-zero exit is an answer (``verify-commit``).
+
+        Same environment and redaction as :meth:`_run`, plus the timeout: gpg and
+        ssh-keygen run underneath and must not hang the loop (killed: status < 0).
+        """
+        status, out, err = self._git.execute(
+            ["git", *args],
+            env=dict(env.env),
+            with_extended_output=True,
+            with_exceptions=False,
+            stdout_as_string=True,
+            kill_after_timeout=self._timeout,
+        )
+        return GitResult(status=status, output=redact(f"{out}\n{err}", env.secrets))
 
 
 def _text(value: object) -> str:
