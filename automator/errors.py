@@ -14,10 +14,13 @@ the message.
     │   ├── ManifestError        a YAML file that does not parse or cannot be edited
     │   ├── RegistryAuthError    credentials refused (401/403 after authenticating)
     │   ├── RegistryNotFound     repository or manifest does not exist (404)
-    │   └── GitError             git operation failed for a reason retrying will not fix
+    │   ├── GitError             git operation failed for a reason retrying will not fix
+    │   ├── SignatureError       commit unsigned, signed by an untrusted key, or unverifiable
+    │   └── ClusterError         the apiserver refused one object (invalid, immutable, forbidden)
     └── TransientError
         ├── RegistryUnavailable  network error, timeout, 429, 5xx
         ├── GitUnavailable       remote unreachable
+        ├── ClusterUnavailable   apiserver unreachable, 429 or 5xx
         └── PushRejected         someone else pushed first: fetch, re-apply, push again
 """
 
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 __all__ = [
     "AutomatorError",
+    "ClusterError",
+    "ClusterUnavailable",
     "ConfigError",
     "GitError",
     "GitUnavailable",
@@ -37,6 +42,7 @@ __all__ = [
     "RegistryError",
     "RegistryNotFound",
     "RegistryUnavailable",
+    "SignatureError",
     "TransientError",
 ]
 
@@ -94,6 +100,33 @@ class RegistryUnavailable(RegistryError, TransientError):
 
 class GitError(PermanentError):
     """A git operation failed for a reason retrying will not fix (bad URL, auth, branch)."""
+
+
+class SignatureError(PermanentError):
+    """A commit must not be applied: unsigned, signed by an untrusted key, or a bad signature.
+
+    Also raised when the signature cannot be checked at all (trust file missing, gpg or
+    ssh-keygen not installed): refusing is the only safe answer, and the message says what
+    to fix. The synchronizer leaves the cluster as it was.
+    """
+
+
+class ClusterError(PermanentError):
+    """The apiserver refused a request about one object, or the object cannot be addressed.
+
+    ``status`` is the HTTP status (0 when no request was made) and ``reason`` the API's
+    machine-readable reason (``Invalid``, ``Forbidden``, ...), so callers can tell an
+    immutable-field refusal (422) from a missing object (404) without parsing text.
+    """
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class ClusterUnavailable(TransientError):
+    """The apiserver could not be reached, or answered 429 or 5xx."""
 
 
 class GitUnavailable(TransientError):
