@@ -1,7 +1,8 @@
 """Command line: argument parsing, output formatting and exit codes; nothing else.
 
 Exit codes (DESIGN §2): 0 success; 1 the run finished but some workloads failed;
-2 bad usage or bad configuration (the message names the key and the fix).
+2 bad usage or bad configuration (the message names the key and the fix); 3 drift found
+(``diff`` only).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import structlog
 
 from automator import __version__
 from automator.config import Settings, config_path, load_settings
-from automator.daemon import run_daemon
+from automator.daemon import run_daemon, run_sync_daemon
 from automator.engine import TRAILER, CycleResult, Engine, Evaluation
 from automator.errors import AutomatorError, ConfigError, PermanentError, PolicyError
 from automator.images import ImageRef
@@ -25,12 +26,16 @@ from automator.log import configure_logging, redact_urls
 from automator.policy import parse_policy
 from automator.registry import RegistryClient
 from automator.resolve import Resolver, check
+from automator.sync import DriftReport, Synchronizer, SyncReport
+from automator.sync.drift import render_text as render_drift
+from automator.sync.drift import to_json as drift_json
 
-__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
+__all__ = ["EXIT_CONFIG", "EXIT_DRIFT", "EXIT_FAILED", "EXIT_OK", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_DRIFT = 3
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +117,21 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", parents=[common], help="the daemon: run `once` every `interval`")
 
+    sync = sub.add_parser(
+        "sync", parents=[common], help="the synchronizer: apply the repo to the cluster"
+    )
+    sync.add_argument("--once", action="store_true", help="one sync, then exit")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="one sync with server-side dry-run; writes nothing"
+    )
+    sync.add_argument("--status", action="store_true", help="show the last sync's recorded state")
+    sync.add_argument("--output", choices=("text", "json"), default="text")
+
+    diff = sub.add_parser(
+        "diff", parents=[common], help="drift between Git and the cluster; exit 3 on drift"
+    )
+    diff.add_argument("--output", choices=("text", "json"), default="text")
+
     history = sub.add_parser(
         "history", parents=[common], help="the audit trail, read back from the Git log"
     )
@@ -165,6 +185,8 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
 def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     if args.command == "run":
         return run_daemon(settings)
+    if args.command in ("sync", "diff"):
+        return _synchronizer(args, settings, out)
     engine = Engine.from_settings(settings)
     try:
         if args.command == "once":
@@ -181,6 +203,100 @@ def _dispatch(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         return _exit_code(evaluation.invalid_policy, ok=not evaluation.failures)
     finally:
         engine.close()
+
+
+def _synchronizer(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    synchronizer = Synchronizer.from_settings(settings)
+    try:
+        if args.command == "diff":
+            revision, drifted, errors = synchronizer.diff()
+            _print_drift(revision, drifted, errors, out, output=args.output)
+            if drifted:
+                return EXIT_DRIFT
+            return EXIT_FAILED if errors else EXIT_OK
+        if args.status:
+            state = synchronizer.status()
+            if args.output == "json":
+                out.write(json.dumps(state.to_json(), indent=2) + "\n")
+            else:
+                for key, value in state.to_json().items():
+                    out.write(f"{key}: {value}\n")
+            return EXIT_OK
+        if args.once or args.dry_run:
+            report = synchronizer.run(dry_run=args.dry_run)
+            _print_sync(report, out, output=args.output)
+            return EXIT_OK if report.ok else EXIT_FAILED
+        return run_sync_daemon(settings, synchronizer)
+    finally:
+        synchronizer.close()
+
+
+def _print_sync(report: SyncReport, out: TextIO, *, output: str) -> None:
+    if output == "json":
+        doc = {
+            "revision": report.revision,
+            "result": report.result,
+            "message": report.message,
+            "dry_run": report.dry_run,
+            "health": report.health,
+            "health_message": report.health_message,
+            "counts": report.counts(),
+            "changes": [c.to_json() for c in report.changes],
+            "drift": [d.id for d in report.drift],
+            "duration_s": round(report.duration, 3),
+            "api_requests": report.requests,
+        }
+        out.write(json.dumps(doc, indent=2) + "\n")
+        return
+    for change in report.changes:
+        note = f"  ({change.message})" if change.message else ""
+        out.write(f"{change.action:<10} {change.id}{note}\n")
+    counts = ", ".join(f"{n} {action}" for action, n in sorted(report.counts().items()))
+    prefix = "dry run: " if report.dry_run else ""
+    out.write(
+        f"{prefix}{report.result} at {(report.revision or '-')[:12]}: {counts or 'no objects'}; "
+        f"health {report.health}\n"
+    )
+    if report.message:
+        out.write(f"{report.message}\n")
+
+
+def _print_drift(
+    revision: str | None,
+    drifted: Sequence[DriftReport],
+    errors: Sequence[str],
+    out: TextIO,
+    *,
+    output: str,
+) -> None:
+    if output == "json":
+        doc = {
+            "revision": revision,
+            "drift": [
+                {
+                    "object": d.id,
+                    "source": d.source,
+                    "missing": d.missing,
+                    "differences": drift_json(d.differences),
+                }
+                for d in drifted
+            ],
+            "errors": list(errors),
+        }
+        out.write(json.dumps(doc, indent=2) + "\n")
+        return
+    for report in drifted:
+        if report.missing:
+            out.write(f"{report.id} ({report.source}): missing from the cluster\n")
+        else:
+            out.write(render_drift(report.id, report.differences).rstrip("\n") + "\n")
+    for error in errors:
+        out.write(f"error: {error}\n")
+    out.write(
+        f"{len(drifted)} object(s) drifted from Git at {(revision or '-')[:12]}\n"
+        if drifted
+        else f"no drift at {(revision or '-')[:12]}\n"
+    )
 
 
 def _exit_code(invalid_policy: bool, *, ok: bool) -> int:

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -43,6 +43,9 @@ __all__ = [
     "RegistrySettings",
     "SecretRef",
     "Settings",
+    "SyncPath",
+    "SyncSettings",
+    "SyncVerify",
     "config_path",
     "load_settings",
     "parse_duration",
@@ -295,12 +298,115 @@ class HttpSettings(_Model):
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, listen: str) -> str:
-        match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):(\d{1,5})", listen)
-        if not match or not 0 < int(match.group(2)) < 65536:
+        return _listen_address(listen)
+
+
+def _listen_address(listen: str) -> str:
+    match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):(\d{1,5})", listen)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"{listen!r} must be host:port with a port 1-65535, e.g. 127.0.0.1:8080")
+    return listen
+
+
+_K8S_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _dns_label(value: str, what: str) -> str:
+    if len(value) > 63 or not _K8S_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid {what}: use at most 63 lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+class SyncPath(_Model):
+    """One directory (plain YAML, recursive) or Kustomize overlay to apply."""
+
+    path: str
+    namespace: str | None = Field(
+        default=None,
+        description="target namespace: set on every namespaced object of this path, "
+        "overriding what the manifest says (Flux's targetNamespace)",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, path: str) -> str:
+        parts = Path(path).parts
+        if not path.strip() or Path(path).is_absolute() or ".." in parts:
             raise ValueError(
-                f"{listen!r} must be host:port with a port 1-65535, e.g. 127.0.0.1:8080"
+                f"{path!r} must be a path relative to the repository root, without '..'"
             )
-        return listen
+        return path
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, namespace: str | None) -> str | None:
+        return None if namespace is None else _dns_label(namespace, "namespace")
+
+
+class SyncVerify(_Model):
+    """Which commit signatures the synchronizer trusts; unsigned commits are refused."""
+
+    allowed_signers_file: Path | None = Field(
+        default=None, description="SSH signatures: git's gpg.ssh.allowedSignersFile format"
+    )
+    keyring_file: Path | None = Field(
+        default=None, description="OpenPGP signatures: public keys (armored or binary)"
+    )
+
+    @model_validator(mode="after")
+    def _check_some(self) -> SyncVerify:
+        if self.allowed_signers_file is None and self.keyring_file is None:
+            raise ValueError(
+                "set allowed_signers_file (SSH) or keyring_file (OpenPGP), "
+                "or remove sync.verify to apply unsigned commits"
+            )
+        return self
+
+
+class SyncSettings(_Model):
+    """The synchronizer: apply the config repo to one cluster (``automator sync``)."""
+
+    interval: Annotated[Duration, Field(ge=1.0)] = 60.0
+    timeout: Annotated[Duration, Field(gt=0)] = 300.0
+    mode: Literal["correct", "report"] = "correct"
+    prune: bool = True
+    paths: tuple[SyncPath, ...] = (SyncPath(path="."),)
+    name: str = Field(default="default", description="names this sync's inventory and labels")
+    namespace: str = Field(
+        default="automator-system", description="where the inventory and state live"
+    )
+    kubeconfig: Path | None = Field(
+        default=None, description="default: in-cluster, then $KUBECONFIG, then ~/.kube/config"
+    )
+    context: str | None = None
+    verify: SyncVerify | None = None
+    workdir: Path | None = Field(
+        default=None, description="the synchronizer's own clone; default beside the automator's"
+    )
+    max_concurrency: int = Field(default=8, ge=1, le=64)
+    listen: str | None = Field(
+        default=None, description="host:port for /healthz, /readyz and /metrics of `sync`"
+    )
+
+    @field_validator("name", "namespace")
+    @classmethod
+    def _check_names(cls, value: str) -> str:
+        return _dns_label(value, "name")
+
+    @field_validator("paths")
+    @classmethod
+    def _check_paths(cls, paths: tuple[SyncPath, ...]) -> tuple[SyncPath, ...]:
+        if not paths:
+            raise ValueError("list at least one path, e.g. [{path: clusters/prod}]")
+        return paths
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, listen: str | None) -> str | None:
+        return None if listen is None else _listen_address(listen)
 
 
 class Settings(_Model):
@@ -323,6 +429,7 @@ class Settings(_Model):
         description="longest a cycle waits for registries; lookups still running then fail "
         "as transient and leave their workloads unchanged",
     )
+    sync: SyncSettings = SyncSettings()
 
     def concurrency_for(self, host: str) -> int:
         """Requests in flight at once for one registry host (its own cap, else the global)."""
@@ -351,8 +458,21 @@ class Settings(_Model):
         """Where the working clone lives."""
         if self.workdir is not None:
             return self.workdir
-        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(cache) / "automator" / "repo"
+        return _cache_dir() / "repo"
+
+    @property
+    def sync_clone_dir(self) -> Path:
+        """Where the synchronizer's own, read-only clone lives (never the automator's)."""
+        if self.sync.workdir is not None:
+            return self.sync.workdir
+        if self.workdir is not None:
+            return self.workdir.with_name(self.workdir.name + "-sync")
+        return _cache_dir() / "sync"
+
+
+def _cache_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "automator"
 
 
 def config_path(explicit: str | None) -> Path:

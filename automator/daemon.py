@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
@@ -37,9 +38,10 @@ from automator.engine import Engine
 from automator.errors import ConfigError, ImageRefError
 from automator.images import ImageRef
 from automator.registry import RegistryMetrics
+from automator.sync import Synchronizer, SyncReport
 from automator.webhooks import HookError, HookRequest, RepositoryRef, authorize, parse_hook
 
-__all__ = ["DaemonState", "run_daemon"]
+__all__ = ["DaemonState", "SyncDaemonState", "run_daemon", "run_sync_daemon"]
 
 log = structlog.get_logger(__name__)
 
@@ -199,8 +201,71 @@ class Cycles:
         )
 
 
+class SyncDaemonState:
+    """Readiness and metrics of ``automator sync``: one record per sync."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self._lock = threading.Lock()
+        self._ready = False
+        self.syncs = Counter(
+            "automator_syncs", "Syncs run, by result.", ["result"], registry=self.registry
+        )
+        self.objects = Gauge(
+            "automator_sync_objects",
+            "Objects of the last sync, by what happened to them.",
+            ["action"],
+            registry=self.registry,
+        )
+        self.drifted = Gauge(
+            "automator_sync_drifted_objects",
+            "Objects whose live state differed from an unchanged Git revision in the last sync.",
+            registry=self.registry,
+        )
+        self.healthy = Gauge(
+            "automator_sync_healthy",
+            "1 when every workload of the last sync rolled out, else 0.",
+            registry=self.registry,
+        )
+        self.duration = Gauge(
+            "automator_sync_last_duration_seconds",
+            "Duration of the last sync.",
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "automator_sync_api_requests", "Requests made to the apiserver.", registry=self.registry
+        )
+        self.last_success = Gauge(
+            "automator_sync_last_success_timestamp_seconds",
+            "Unix time of the last successful sync.",
+            registry=self.registry,
+        )
+
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._ready
+
+    def record(self, report: SyncReport) -> None:
+        self.syncs.labels(result=report.result).inc()
+        counts = report.counts()
+        for action in ("created", "configured", "unchanged", "deleted", "skipped", "failed"):
+            self.objects.labels(action=action).set(counts.get(action, 0))
+        self.drifted.set(len(report.drift))
+        self.healthy.set(1 if report.health == "healthy" else 0)
+        self.duration.set(report.duration)
+        self.requests.inc(report.requests)
+        if report.ok:
+            self.last_success.set_to_current_time()
+        with self._lock:
+            self._ready = True
+
+    def metrics(self) -> bytes:
+        return generate_latest(self.registry)
+
+
 def _handler(
-    state: DaemonState, cycles: Cycles | None, secret: str | None
+    state: DaemonState | SyncDaemonState, cycles: Cycles | None, secret: str | None
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 30  # a slow or silent client cannot hold a thread forever
@@ -268,6 +333,80 @@ def _handler(
     return Handler
 
 
+def run_sync_daemon(
+    settings: Settings, synchronizer: Synchronizer, *, stop: threading.Event | None = None
+) -> int:
+    """``automator sync``: one sync every ``sync.interval`` until SIGTERM/SIGINT.
+
+    Same shape as the automator's daemon (one job that never overlaps itself, stop after
+    the running sync), and a separate process from it: the synchronizer holds cluster
+    credentials and read-only Git access, the automator push rights and no cluster access.
+    """
+    stop = stop or threading.Event()
+    state = SyncDaemonState()
+    server: ThreadingHTTPServer | None = None
+    if settings.sync.listen is not None:
+        host, _, port = settings.sync.listen.rpartition(":")
+        try:
+            server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(state, None, None))
+        except OSError as exc:
+            raise ConfigError(
+                f"sync.listen: cannot listen on {settings.sync.listen} ({exc.strerror or exc}); "
+                "pick a free port or an address of this machine"
+            ) from exc
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+
+    def one_sync() -> None:
+        state.record(synchronizer.run())
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        one_sync,
+        IntervalTrigger(seconds=settings.sync.interval),
+        id="sync",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        next_run_time=datetime.now(UTC),
+    )
+    previous = _install_stop_signals(stop)
+    log.info(
+        "sync_daemon_started",
+        interval_s=settings.sync.interval,
+        mode=settings.sync.mode,
+        listen=settings.sync.listen,
+    )
+    scheduler.start()
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        _restore_signals(previous)
+        log.info("sync_daemon_stopped")
+    return 0
+
+
+def _install_stop_signals(stop: threading.Event) -> dict[int, Any]:
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    return {
+        sig: signal.signal(sig, _on_signal)
+        for sig in (signal.SIGTERM, signal.SIGINT)
+        if threading.current_thread() is threading.main_thread()
+    }
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
 def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code."""
     stop = stop or threading.Event()
@@ -304,15 +443,7 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
         next_run_time=datetime.now(UTC),
     )
 
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("shutdown_requested", signal=signal.Signals(signum).name)
-        stop.set()
-
-    previous = {
-        sig: signal.signal(sig, _on_signal)
-        for sig in (signal.SIGTERM, signal.SIGINT)
-        if threading.current_thread() is threading.main_thread()
-    }
+    previous = _install_stop_signals(stop)
     log.info(
         "daemon_started",
         listen=settings.http.listen,
@@ -329,7 +460,6 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
         server.shutdown()
         server.server_close()
         engine.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore_signals(previous)
         log.info("daemon_stopped")
     return 0

@@ -1,0 +1,327 @@
+"""Cluster I/O for the synchronizer: the only module that imports lightkube.
+
+Why lightkube rather than the official ``kubernetes`` client: it talks to the apiserver
+over httpx, the HTTP stack the rest of the product already uses (one set of TLS, proxy
+and timeout behaviour), it does server-side apply and server-side dry-run directly, and it
+imports in a fraction of the time with a fraction of the memory. It is pinned below 1.0,
+which moved to the ``httpx2`` fork.
+
+Every object goes in and out as a plain ``dict``: types are described by
+:class:`ResourceType` (plural and scope) and reach lightkube as *generic* resource
+classes that are never registered globally, so built-in kinds are not decoded into model
+dataclasses (1,000 objects per sync) and two clients never fight over lightkube's
+registry. Built-in kinds are found in lightkube's models (no discovery round trip);
+custom kinds are learnt from CustomResourceDefinitions, the ones in Git first, then the
+ones in the cluster.
+
+Library errors are translated here: an API refusal of one object is
+:class:`~automator.errors.ClusterError` (permanent, with the server's reason), a network
+failure, 429 or 5xx is :class:`~automator.errors.ClusterUnavailable` (transient).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import httpx
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.config.kubeconfig import SingleConfig
+from lightkube.core import resource as lk_resource
+from lightkube.core.exceptions import ConfigError as LightkubeConfigError
+from lightkube.core.exceptions import LoadResourceError
+from lightkube.core.resource_registry import resource_registry
+from lightkube.generic_resource import (
+    GenericGlobalResource,
+    GenericNamespacedResource,
+    create_api_info,
+)
+from lightkube.types import CascadeType, PatchType
+
+from automator.errors import ClusterError, ClusterUnavailable, ConfigError
+
+__all__ = ["FIELD_MANAGER", "Kube", "ResourceType", "api_group"]
+
+FIELD_MANAGER = "automator"
+_T = TypeVar("_T")
+
+
+def api_group(api_version: str) -> str:
+    """``apps`` for ``apps/v1``, ``""`` for ``v1``."""
+    return api_version.rpartition("/")[0]
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """What the apiserver needs to address one kind: group, version, plural and scope."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def lightkube_class(self) -> type[Any]:
+        """A generic, unregistered lightkube class for this type (dict in, dict out)."""
+        base: type[Any] = GenericNamespacedResource if self.namespaced else GenericGlobalResource
+        info = create_api_info(self.group, self.version, self.kind, self.plural)
+        return type(self.kind, (base,), {"_api_info": info})
+
+
+class Kube:
+    """One apiserver connection with a type cache; safe to share between threads."""
+
+    def __init__(
+        self,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        *,
+        timeout: float = 30.0,
+        field_manager: str = FIELD_MANAGER,
+    ) -> None:
+        self._field_manager = field_manager
+        config = _load_config(kubeconfig, context)
+        self.server = config.cluster.server
+        self._client = Client(
+            config=config,
+            field_manager=field_manager,
+            timeout=httpx.Timeout(timeout),
+            trust_env=False,
+        )
+        self._types: dict[tuple[str, str], ResourceType] = {}
+        self._classes: dict[ResourceType, type[Any]] = {}
+        self._lock = threading.Lock()
+        self._crds_loaded_at = 0.0
+        self.requests = 0
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Kube:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ types
+
+    def learn_crd(self, crd: Mapping[str, Any]) -> None:
+        """Remember the kinds a CustomResourceDefinition (from Git or the cluster) serves."""
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        group, kind, plural = spec.get("group"), names.get("kind"), names.get("plural")
+        if not (isinstance(group, str) and isinstance(kind, str) and isinstance(plural, str)):
+            return
+        namespaced = spec.get("scope", "Namespaced") == "Namespaced"
+        with self._lock:
+            for version in spec.get("versions") or ():
+                name = version.get("name") if isinstance(version, Mapping) else None
+                if isinstance(name, str):
+                    rtype = ResourceType(group, name, kind, plural, namespaced)
+                    self._types[(rtype.api_version, kind)] = rtype
+
+    def resource_type(self, api_version: str, kind: str) -> ResourceType:
+        """The type of ``kind`` in ``api_version``; ClusterError when nothing serves it."""
+        key = (api_version, kind)
+        found = self._types.get(key) or _builtin_type(api_version, kind)
+        if found is None and time.monotonic() - self._crds_loaded_at > 5.0:
+            self._load_cluster_crds()
+            found = self._types.get(key)
+        if found is None:
+            raise ClusterError(
+                f"{kind} ({api_version}): the cluster serves no such kind; check apiVersion "
+                "and kind, or add the CustomResourceDefinition that defines it to the repo"
+            )
+        with self._lock:
+            self._types[key] = found
+        return found
+
+    def _load_cluster_crds(self) -> None:
+        crd_type = ResourceType(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            False,
+        )
+        for crd in self.list(crd_type):
+            self.learn_crd(crd)
+        self._crds_loaded_at = time.monotonic()
+
+    def _class(self, rtype: ResourceType) -> type[Any]:
+        cls = self._classes.get(rtype)
+        if cls is None:
+            cls = rtype.lightkube_class()
+            with self._lock:
+                self._classes[rtype] = cls
+        return cls
+
+    # ------------------------------------------------------------------ verbs
+
+    def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply ``obj`` as our field manager, taking over conflicting fields.
+
+        Forcing is what Flux does: Git is the source of truth, so a field someone changed
+        by hand (and now owns) is taken back instead of failing the whole sync.
+        """
+        rtype = self.resource_type(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        result = self._call(
+            lambda: self._client.patch(
+                self._class(rtype),
+                meta["name"],
+                dict(obj),
+                namespace=meta.get("namespace") if rtype.namespaced else None,
+                patch_type=PatchType.APPLY,
+                field_manager=self._field_manager,
+                force=True,
+                dry_run=dry_run,
+            ),
+            what=_describe(rtype, meta.get("namespace"), meta["name"]),
+        )
+        return _plain(result)
+
+    def get(
+        self, rtype: ResourceType, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The live object, or ``None`` when it does not exist."""
+        try:
+            result = self._call(
+                lambda: self._client.get(
+                    self._class(rtype), name, namespace=namespace if rtype.namespaced else None
+                ),
+                what=_describe(rtype, namespace, name),
+            )
+        except ClusterError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _plain(result)
+
+    def list(
+        self,
+        rtype: ResourceType,
+        *,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every object of one type (in one namespace, or all), optionally by labels."""
+        ns: Any = namespace if namespace is not None else ("*" if rtype.namespaced else None)
+
+        def run() -> list[dict[str, Any]]:
+            items: Iterator[Any] = iter(
+                self._client.list(
+                    self._class(rtype), namespace=ns, labels=dict(labels or {}), chunk_size=500
+                )
+            )
+            return [_plain(item) for item in items]
+
+        return self._call(run, what=f"{rtype.kind} ({rtype.api_version}) list")
+
+    def delete(self, rtype: ResourceType, name: str, namespace: str | None = None) -> bool:
+        """Delete one object (dependents in the background); False when already gone."""
+        try:
+            self._call(
+                lambda: self._client.delete(
+                    self._class(rtype),
+                    name,
+                    namespace=namespace if rtype.namespaced else None,
+                    cascade=CascadeType.BACKGROUND,
+                ),
+                what=_describe(rtype, namespace, name),
+            )
+        except ClusterError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def _call(self, fn: Callable[[], _T], *, what: str) -> _T:
+        with self._lock:
+            self.requests += 1
+        try:
+            return fn()
+        except ApiError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            message = exc.status.message or str(exc)
+            reason = exc.status.reason or ""
+            if status == 429 or status >= 500:
+                raise ClusterUnavailable(
+                    f"{what}: the apiserver answered {status} ({message}); will retry"
+                ) from exc
+            raise ClusterError(
+                f"{what}: {message}{_fix_for(status)}", status=status, reason=reason
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ClusterUnavailable(
+                f"{what}: cannot reach the apiserver at {self.server} ({exc.__class__.__name__}: "
+                f"{exc}); check sync.kubeconfig and the network"
+            ) from exc
+
+
+def _fix_for(status: int) -> str:
+    if status == 401:
+        return "; the credentials in sync.kubeconfig were refused: renew them"
+    if status == 403:
+        return (
+            "; grant the synchronizer's identity this verb with a Role/ClusterRole binding, "
+            "or remove the object from the synchronized paths"
+        )
+    return ""
+
+
+def _describe(rtype: ResourceType, namespace: str | None, name: str) -> str:
+    group = f".{rtype.group}" if rtype.group else ""
+    if rtype.namespaced:
+        return f"{rtype.kind}{group}/{namespace or 'default'}/{name}"
+    return f"{rtype.kind}{group}/{name}"
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return cast(dict[str, Any], obj.to_dict() if hasattr(obj, "to_dict") else dict(obj))
+    return cast(dict[str, Any], obj.to_dict())
+
+
+def _builtin_type(api_version: str, kind: str) -> ResourceType | None:
+    """A built-in kind from lightkube's models, or None for anything else."""
+    try:
+        model = resource_registry.load(api_version, kind)
+    except (LoadResourceError, ImportError, AttributeError, ValueError):
+        return None
+    if model is None or issubclass(model, (GenericGlobalResource, GenericNamespacedResource)):
+        return None
+    info = lk_resource.api_info(model)
+    namespaced = issubclass(model, lk_resource.NamespacedResource)
+    res = info.resource
+    return ResourceType(res.group, res.version, res.kind, info.plural, namespaced)
+
+
+def _load_config(kubeconfig: Path | None, context: str | None) -> SingleConfig:
+    try:
+        if kubeconfig is not None:
+            config = KubeConfig.from_file(str(kubeconfig.expanduser()))
+        else:
+            config = KubeConfig.from_env()
+        single = config.get(context_name=context)
+    except (LightkubeConfigError, OSError, KeyError, ValueError) as exc:
+        where = (
+            f"sync.kubeconfig {kubeconfig}" if kubeconfig else "the in-cluster/KUBECONFIG config"
+        )
+        raise ConfigError(
+            f"cannot load {where}: {exc}; point sync.kubeconfig at a readable kubeconfig "
+            "(and sync.context at one of its contexts)"
+        ) from exc
+    if single is None:
+        raise ConfigError(
+            f"sync.context {context!r} is not in the kubeconfig; set it to one of its contexts"
+        )
+    return single
