@@ -277,6 +277,7 @@ def _print_drift(
                     "object": d.id,
                     "source": d.source,
                     "missing": d.missing,
+                    "extra": d.extra,
                     "differences": drift_json(d.differences),
                 }
                 for d in drifted
@@ -288,6 +289,8 @@ def _print_drift(
     for report in drifted:
         if report.missing:
             out.write(f"{report.id} ({report.source}): missing from the cluster\n")
+        elif report.extra:
+            out.write(f"{report.id}: not in Git any more; the next sync prunes it\n")
         else:
             out.write(render_drift(report.id, report.differences).rstrip("\n") + "\n")
     for error in errors:

@@ -111,10 +111,19 @@ _KEY_DEFAULTS = {"protocol": "TCP"}
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_$/-]+")
 
 
-def compare(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> list[Difference]:
+def compare(
+    desired: Mapping[str, Any], live: Mapping[str, Any] | None, *, strict: bool = False
+) -> list[Difference]:
     """The fields Git sets whose live value differs, in Git's order; ``[]`` when in sync.
 
     ``live`` None (the object does not exist) gives one Difference for the whole object.
+
+    By default a ``false``, ``0`` or ``[]`` in Git equals an absent live field, because
+    the server omits such values from non-pointer fields. For pointer fields
+    (``automountServiceAccountToken: false``) it keeps them, and without the schema the
+    two cannot be told apart, so ``strict`` counts every absent field as a difference:
+    the synchronizer uses it to decide whether it may skip an object, and lets a
+    server-side dry-run settle the doubtful cases.
     """
     secret = _is_secret(desired)
     if live is None:
@@ -129,7 +138,7 @@ def compare(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> list[
         elif secret and key in ("data", "stringData"):
             _secret_values(key, value, desired, live, out)
         else:
-            _walk(key, key, value, live.get(key, _ABSENT), out, quantity=False)
+            _walk(key, key, value, live.get(key, _ABSENT), out, quantity=False, strict=strict)
     return out
 
 
@@ -221,12 +230,13 @@ def _walk(
     out: list[Difference],
     *,
     quantity: bool,
+    strict: bool = False,
 ) -> None:
     """Compare ``desired`` (under key ``field``) with ``live``, appending what differs."""
     if desired is None:
         return  # null in Git means "not set": nothing to compare
     if live is _ABSENT or live is None:
-        if not _zero(desired):
+        if strict or not _zero(desired):
             out.append(Difference(path, desired, None, missing=True))
         return
     if isinstance(desired, Mapping):
@@ -242,20 +252,27 @@ def _walk(
                 live.get(key, _ABSENT),
                 out,
                 quantity=quantities or key in _QUANTITY_FIELDS,
+                strict=strict,
             )
         return
     if isinstance(desired, list):
         if not isinstance(live, list):
             out.append(Difference(path, desired, live))
         else:
-            _walk_list(path, field, desired, live, out)
+            _walk_list(path, field, desired, live, out, strict=strict)
         return
     if not _same(desired, live, quantity=quantity):
         out.append(Difference(path, desired, live))
 
 
 def _walk_list(
-    path: str, field: str | None, desired: list[Any], live: list[Any], out: list[Difference]
+    path: str,
+    field: str | None,
+    desired: list[Any],
+    live: list[Any],
+    out: list[Difference],
+    *,
+    strict: bool = False,
 ) -> None:
     keys = _list_keys(field, desired)
     if keys is None:
@@ -263,7 +280,7 @@ def _walk_list(
             out.append(Difference(path, desired, live))
             return
         for index, (want, have) in enumerate(zip(desired, live, strict=True)):
-            _walk(f"{path}[{index}]", None, want, have, out, quantity=False)
+            _walk(f"{path}[{index}]", None, want, have, out, quantity=False, strict=strict)
         return
     by_key: dict[tuple[str, ...], object] = {}
     for item in live:
@@ -271,7 +288,7 @@ def _walk_list(
             by_key.setdefault(_item_key(item, keys), item)
     for item in desired:
         have = by_key.get(_item_key(item, keys), _ABSENT)
-        _walk(path + _selector(item, keys), None, item, have, out, quantity=False)
+        _walk(path + _selector(item, keys), None, item, have, out, quantity=False, strict=strict)
 
 
 def _list_keys(field: str | None, desired: Sequence[object]) -> tuple[str, ...] | None:
@@ -324,13 +341,15 @@ def _zero(value: object) -> bool:
     """A zero value the apiserver omits from what it returns (``omitempty``).
 
     ``""`` is not one of them here: in labels, annotations and ConfigMap data (maps) an
-    empty string is a real value the server keeps.
+    empty string is a real value the server keeps. Nor is ``{}``: Go's ``omitempty``
+    never drops a struct, and a pointer to an empty struct (``emptyDir: {}``) is kept, so
+    a ``{}`` missing live is real drift (say the volume became a hostPath).
     """
     if isinstance(value, bool):
         return value is False
     if isinstance(value, int | float):
         return value == 0
-    return isinstance(value, Mapping | list) and not value
+    return isinstance(value, list) and not value
 
 
 def _number(value: object) -> bool:

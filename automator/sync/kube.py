@@ -21,6 +21,8 @@ failure, 429 or 5xx is :class:`~automator.errors.ClusterUnavailable` (transient)
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import httpx
+import lightkube.resources
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core import resource as lk_resource
@@ -116,19 +119,58 @@ class Kube:
     # ------------------------------------------------------------------ types
 
     def learn_crd(self, crd: Mapping[str, Any]) -> None:
-        """Remember the kinds a CustomResourceDefinition (from Git or the cluster) serves."""
-        spec = crd.get("spec") or {}
-        names = spec.get("names") or {}
+        """Remember the kinds a CustomResourceDefinition (from Git or the cluster) serves.
+
+        Only served versions count: a version with ``served: false`` answers 404.
+        Malformed definitions are ignored here; the apiserver refuses them on apply.
+        """
+        spec = crd.get("spec")
+        names = spec.get("names") if isinstance(spec, Mapping) else None
+        if not isinstance(spec, Mapping) or not isinstance(names, Mapping):
+            return
         group, kind, plural = spec.get("group"), names.get("kind"), names.get("plural")
         if not (isinstance(group, str) and isinstance(kind, str) and isinstance(plural, str)):
             return
         namespaced = spec.get("scope", "Namespaced") == "Namespaced"
+        versions = spec.get("versions")
         with self._lock:
-            for version in spec.get("versions") or ():
-                name = version.get("name") if isinstance(version, Mapping) else None
+            for version in versions if isinstance(versions, list) else ():
+                if not isinstance(version, Mapping) or version.get("served") is False:
+                    continue
+                name = version.get("name")
                 if isinstance(name, str):
                     rtype = ResourceType(group, name, kind, plural, namespaced)
                     self._types[(rtype.api_version, kind)] = rtype
+
+    def served_type(self, group: str, kind: str, version: str) -> ResourceType | None:
+        """``kind`` at ``version`` if served, else at any version served for the group.
+
+        For pruning: the version an object was applied at may no longer be served (a CRD
+        dropped it), while the object itself is still reachable at another version.
+        """
+        api_version = f"{group}/{version}" if group else version
+        try:
+            return self.resource_type(api_version, kind)
+        except ClusterError:
+            pass
+        with self._lock:
+            for rtype in self._types.values():
+                if rtype.group == group and rtype.kind == kind:
+                    return rtype
+        return None
+
+    def all_types(self, *, namespaced_only: bool = False) -> list[ResourceType]:
+        """Every listable kind this client can address: built-in ones, then custom.
+
+        Built-in kinds come from lightkube's models (several versions of one kind are
+        all listed, and some may not be served: callers skip 404s and dedupe by uid),
+        custom kinds from the cluster's CRDs.
+        """
+        self._load_cluster_crds()
+        found = dict.fromkeys(_builtin_types())
+        with self._lock:
+            found.update(dict.fromkeys(self._types.values()))
+        return [t for t in found if t.namespaced or not namespaced_only]
 
     def resource_type(self, api_version: str, kind: str) -> ResourceType:
         """The type of ``kind`` in ``api_version``; ClusterError when nothing serves it."""
@@ -262,6 +304,23 @@ class Kube:
             raise ClusterError(
                 f"{what}: {message}{_fix_for(status)}", status=status, reason=reason
             ) from exc
+        except httpx.HTTPStatusError as exc:
+            # an answer without a Status body, e.g. "404 page not found" for a group or
+            # version the server does not serve: still an answer, judged by its code
+            status = exc.response.status_code
+            if status == 429 or status >= 500:
+                raise ClusterUnavailable(
+                    f"{what}: the apiserver answered {status}; will retry"
+                ) from exc
+            reason = "NotFound" if status == 404 else ""
+            text = (
+                "not found (the server does not serve it)"
+                if status == 404
+                else exc.response.text[:200]
+            )
+            raise ClusterError(
+                f"{what}: {text}{_fix_for(status)}", status=status, reason=reason
+            ) from exc
         except httpx.HTTPError as exc:
             raise ClusterUnavailable(
                 f"{what}: cannot reach the apiserver at {self.server} ({exc.__class__.__name__}: "
@@ -305,6 +364,29 @@ def _builtin_type(api_version: str, kind: str) -> ResourceType | None:
     namespaced = issubclass(model, lk_resource.NamespacedResource)
     res = info.resource
     return ResourceType(res.group, res.version, res.kind, info.plural, namespaced)
+
+
+def _builtin_types() -> list[ResourceType]:
+    """Every listable kind in lightkube's models (computed once)."""
+    if _BUILTIN_TYPES:
+        return list(_BUILTIN_TYPES)
+    found: set[ResourceType] = set()
+    for module_info in pkgutil.iter_modules(lightkube.resources.__path__):
+        module = importlib.import_module(f"lightkube.resources.{module_info.name}")
+        for value in vars(module).values():
+            if not (isinstance(value, type) and issubclass(value, lk_resource.Resource)):
+                continue
+            info = getattr(value, "_api_info", None)
+            if info is None or info.action or info.parent or "list" not in (info.verbs or ()):
+                continue
+            namespaced = issubclass(value, lk_resource.NamespacedResource)
+            res = info.resource
+            found.add(ResourceType(res.group, res.version, res.kind, info.plural, namespaced))
+    _BUILTIN_TYPES.extend(sorted(found, key=str))
+    return list(_BUILTIN_TYPES)
+
+
+_BUILTIN_TYPES: list[ResourceType] = []
 
 
 def _load_config(kubeconfig: Path | None, context: str | None) -> SingleConfig:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,7 +117,7 @@ def render_path(
     if target.is_file():
         return renderer.file(target)
     raise ManifestError(
-        f"{rel}: does not exist in the config repository: fix the path in git.paths "
+        f"{rel}: does not exist in the config repository: fix the path in sync.paths "
         "or add it to the repository"
     )
 
@@ -131,7 +132,7 @@ def _inside(base: Path, rel: str) -> Path:
     candidate = base.joinpath(*posix.parts)
     if not os.path.lexists(candidate):
         raise ManifestError(
-            f"{rel}: does not exist in the config repository: fix the path in git.paths "
+            f"{rel}: does not exist in the config repository: fix the path in sync.paths "
             "or add it to the repository"
         )
     resolved = candidate.resolve()
@@ -378,7 +379,16 @@ def _syntax_message(where: str, exc: YAMLError) -> str:
         if mark is not None:
             where = f"{where}:{mark.line + 1}"
         detail = " ".join(part for part in (exc.context, exc.problem) if part) or detail
+    # ruamel quotes both values of a duplicate key; they may be Secret data: keep the key only
+    duplicate = _DUPLICATE_RE.search(detail)
+    if duplicate is not None:
+        detail = f"duplicate key {duplicate.group(1)}"
+    elif " with value " in detail:
+        detail = detail.split(" with value ", 1)[0]
     return f"{where}: not valid YAML ({detail}): fix the syntax"
+
+
+_DUPLICATE_RE = re.compile(r'found duplicate key (".*?"|\S+)')
 
 
 class _NotJson(Exception):
@@ -461,6 +471,15 @@ def _checked(document: object, label: str) -> dict[str, Any]:
         raise ManifestError(
             f"{what} {name!r}: metadata.namespace is not a string: quote it in the manifest"
         )
+    for section in ("labels", "annotations"):
+        values = metadata.get(section)
+        if values is None:
+            continue
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            raise ManifestError(
+                f"{what} {name!r}: metadata.{section} must map names to strings: write "
+                f'"key: value" pairs and quote values like "true", "1" or "on"'
+            )
     return document
 
 

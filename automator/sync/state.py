@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from automator.errors import ClusterError
+from automator.errors import AutomatorError, ClusterError
 from automator.sync.order import ObjectId
 
 __all__ = [
@@ -117,27 +117,32 @@ def state_from_configmap(obj: Mapping[str, Any] | None) -> SyncState:
     """Read a state ConfigMap back; an absent one is the never-synced state."""
     if obj is None:
         return SyncState()
-    data = obj.get("data") or {}
     meta = obj.get("metadata") or {}
     where = f"ConfigMap {meta.get('namespace')}/{meta.get('name')}"
     try:
+        data = obj.get("data") or {}
         summary = json.loads(data.get("state.json") or "{}")
         inventory = tuple(
             InventoryEntry.from_json(doc) for doc in json.loads(data.get("inventory.json") or "[]")
         )
-    except (ValueError, KeyError, TypeError) as exc:
+        return SyncState(
+            revision=_optional(summary.get("revision")),
+            applied_revision=_optional(summary.get("applied_revision")),
+            result=str(summary.get("result", "never")),
+            message=str(summary.get("message", "")),
+            health=str(summary.get("health", "unknown")),
+            health_message=str(summary.get("health_message", "")),
+            time=str(summary.get("time", "")),
+            counts={str(k): int(v) for k, v in (summary.get("counts") or {}).items()},
+            inventory=inventory,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, AutomatorError) as exc:
         raise ClusterError(
-            f"{where}: the synchronizer's state is unreadable ({exc}); delete the ConfigMap "
-            "and sync again (objects are adopted again; nothing is pruned on that sync)"
+            f"{where}: the synchronizer's state is unreadable ({type(exc).__name__}: {exc}); "
+            "it is rebuilt from the objects carrying this sync's labels; delete the "
+            "ConfigMap if this repeats"
         ) from exc
-    return SyncState(
-        revision=summary.get("revision"),
-        applied_revision=summary.get("applied_revision"),
-        result=str(summary.get("result", "never")),
-        message=str(summary.get("message", "")),
-        health=str(summary.get("health", "unknown")),
-        health_message=str(summary.get("health_message", "")),
-        time=str(summary.get("time", "")),
-        counts={str(k): int(v) for k, v in (summary.get("counts") or {}).items()},
-        inventory=inventory,
-    )
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)

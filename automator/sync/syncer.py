@@ -25,11 +25,13 @@ The order of a sync, and why:
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import structlog
@@ -76,6 +78,8 @@ ANNOTATION_RECONCILE = "automator.gitops.io/reconcile"
 
 Action = Literal["created", "configured", "unchanged", "deleted", "skipped", "failed"]
 _POLL = 1.0
+_REPORT_ONLY = "drifted from Git; sync.mode is report"
+_APPLIED = frozenset({"created", "configured", "unchanged"})
 _IGNORED_META = ("managedFields", "resourceVersion")
 
 
@@ -100,6 +104,7 @@ class DriftReport:
     source: str
     differences: tuple[drift.Difference, ...]
     missing: bool = False
+    extra: bool = False  # in the cluster with our labels, gone from Git: the next sync prunes it
 
 
 @dataclass
@@ -152,6 +157,23 @@ class Synchronizer:
         self._source = source
         self._labels = {LABEL_NAME: self._sync.name, LABEL_NAMESPACE: self._sync.namespace}
 
+    @contextmanager
+    def _clone_lock(self) -> Iterator[None]:
+        """One user of the clone at a time (the daemon, `diff`, `sync --once` may overlap):
+        the revision verified is then the revision rendered."""
+        path = self._source.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("sync_waiting_for_clone", clone=str(path))
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Synchronizer:
         """The synchronizer ``automator sync`` runs: its own read-only clone, one cluster."""
@@ -169,11 +191,16 @@ class Synchronizer:
         requests_before = self._kube.requests
         report = SyncReport(dry_run=dry_run)
         try:
-            self._run(report, dry_run=dry_run)
-        except (ClusterUnavailable, ClusterError) as exc:
+            with self._clone_lock():
+                self._run(report, dry_run=dry_run)
+        except AutomatorError as exc:
             report.result = "failed"
             report.message = str(exc)
             log.error("sync_failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the daemon
+            report.result = "failed"
+            report.message = f"internal error ({type(exc).__name__}); the next sync retries"
+            log.error("sync_failed", error=type(exc).__name__, where=_where(exc))
         report.duration = time.monotonic() - started
         report.requests = self._kube.requests - requests_before
         log.info(
@@ -190,10 +217,17 @@ class Synchronizer:
         return report
 
     def diff(self) -> tuple[str | None, list[DriftReport], list[str]]:
-        """Git (the fetched tip) against the live objects, on the fields Git sets."""
-        revision = self._source.sync()
-        self._verify(revision)
-        desired, errors = self._render()
+        """Git (the fetched tip) against the live objects, on the fields Git sets.
+
+        A field Git sets to ``false``/``0``/``[]`` that is absent live is ambiguous (the
+        server omits such values from some fields and keeps them in others); a
+        server-side dry-run settles it, so only real differences are reported. Objects
+        the next sync would prune are reported too (``extra``).
+        """
+        with self._clone_lock():
+            revision = self._source.sync()
+            self._verify(revision)
+            desired, errors = self._render()
         live = self._live(desired)
         reports: list[DriftReport] = []
 
@@ -203,15 +237,39 @@ class Synchronizer:
                 current = self._kube.get(item.rtype, item.id.name, item.id.namespace)
             if current is None:
                 return DriftReport(item.name, item.source, (), missing=True)
-            diffs = tuple(drift.compare(item.obj, current))
-            return DriftReport(item.name, item.source, diffs) if diffs else None
+            if _annotation(current, ANNOTATION_RECONCILE) == "disabled":
+                return None
+            strict = tuple(drift.compare(item.obj, current, strict=True))
+            if not strict:
+                return None
+            try:
+                if _same(self._kube.apply(item.obj, dry_run=True), current):
+                    return None
+            except ClusterError:
+                pass  # the dry-run is only a tie-breaker: report what the comparison found
+            lenient = tuple(drift.compare(item.obj, current))
+            return DriftReport(item.name, item.source, lenient or strict)
 
         for result in self._map(one, desired):
             if isinstance(result, BaseException):
                 errors.append(str(result))
             elif result is not None:
                 reports.append(result)
+        if self._sync.prune and not errors:
+            reports.extend(self._would_prune({d.id for d in desired}))
         return revision, reports, errors
+
+    def _would_prune(self, desired_ids: set[order.ObjectId]) -> list[DriftReport]:
+        previous, _ = self._previous_state(rebuild=False)
+        out: list[DriftReport] = []
+        for entry in previous.inventory:
+            if entry.id in desired_ids:
+                continue
+            rtype = self._kube.served_type(entry.id.group, entry.id.kind, entry.version)
+            live = rtype and self._kube.get(rtype, entry.id.name, entry.id.namespace)
+            if live and self._prunable(live) is None:
+                out.append(DriftReport(str(entry.id), "", (), extra=True))
+        return out
 
     def status(self) -> SyncState:
         """The state the last sync recorded in the cluster."""
@@ -220,30 +278,79 @@ class Synchronizer:
     # ------------------------------------------------------------------ the sync
 
     def _run(self, report: SyncReport, *, dry_run: bool) -> None:
-        previous, state_ok = self._previous_state()
+        previous, inventory_ok = self._previous_state()
         try:
             report.revision = self._source.sync()
-        except AutomatorError as exc:
-            report.result, report.message = "failed", str(exc)
-            log.error("sync_fetch_failed", error=str(exc))
-            self._record(report, previous, previous.inventory)
-            return
-        try:
             self._verify(report.revision)
         except SignatureError as exc:
             report.result, report.message = "refused", str(exc)
             log.error("sync_commit_refused", revision=report.revision, reason=str(exc))
-            self._record(report, previous, previous.inventory)
+            self._record(report, previous, previous.inventory, applied=False)
+            return
+        except AutomatorError as exc:
+            report.result, report.message = "failed", str(exc)
+            log.error("sync_fetch_failed", revision=report.revision, error=str(exc))
+            self._record(report, previous, previous.inventory, applied=False)
             return
 
         desired, render_errors = self._render()
         report.errors.extend(render_errors)
         hashes = {entry.id: entry.hash for entry in previous.inventory}
+        actions = self._apply_all(desired, hashes, report, dry_run=dry_run)
+
+        # Every desired object is listed, applied or not (a timed-out apply may have
+        # happened); the hash is that of the content last applied successfully.
+        inventory: list[InventoryEntry] = [
+            InventoryEntry(
+                d.id,
+                d.rtype.version,
+                d.hash if actions.get(d.id) in _APPLIED else hashes.get(d.id, ""),
+            )
+            for d in desired
+        ]
+        desired_ids = {d.id for d in desired}
+        gone = [e for e in previous.inventory if e.id not in desired_ids]
+        if not self._sync.prune:
+            pass  # as Flux: objects removed from Git while pruning is off are let go
+        elif render_errors or not inventory_ok:
+            why = "a file failed to render" if render_errors else "the inventory is incomplete"
+            log.warning("sync_prune_skipped", reason=why)
+            inventory.extend(gone)
+        else:
+            inventory.extend(self._prune(gone, desired_ids, report, dry_run=dry_run))
+
+        if dry_run:
+            report.health, report.health_message = "unknown", "not checked in a dry run"
+        else:
+            self._check_health(desired, report)
+        failed = [c for c in report.changes if c.action == "failed"]
+        if failed or report.errors:
+            report.result = "failed"
+            report.message = "; ".join([*report.errors, *(f"{c.id}: {c.message}" for c in failed)])
+        elif report.health in ("failed", "progressing"):
+            report.result = "failed"
+            report.message = report.health_message
+        applied = not report.errors and not any(
+            c.action == "failed" and c.id in {d.name for d in desired} for c in report.changes
+        )
+        self._record(report, previous, tuple(inventory), applied=applied)
+
+    def _apply_all(
+        self,
+        desired: Sequence[_Desired],
+        hashes: Mapping[order.ObjectId, str],
+        report: SyncReport,
+        *,
+        dry_run: bool,
+    ) -> dict[order.ObjectId, Action]:
+        """Stage one, wait for CRDs, stage two; kinds in order, a kind's objects at once."""
+        live = self._live(desired)
+        actions: dict[order.ObjectId, Action] = {}
+        # in a dry run, what stage one would create does not exist yet: objects in a new
+        # Namespace or of a new CRD's kind cannot be dry-run applied, only announced
+        pending: set[tuple[str, str]] = set()
         stage_one = [d for d in desired if order.is_stage_one(d.obj)]
         stage_two = [d for d in desired if not order.is_stage_one(d.obj)]
-        live = self._live(desired)
-
-        applied: list[_Desired] = []
         for stage in (stage_one, stage_two):
             for _, group in itertools.groupby(
                 sorted(stage, key=lambda d: order.sort_key(d.obj)),
@@ -255,46 +362,33 @@ class Synchronizer:
                     items,
                 )
                 for item, result in zip(items, results, strict=True):
-                    if isinstance(result, BaseException):
+                    drifted: DriftReport | None = None
+                    if isinstance(result, ClusterError) and dry_run and _waits_for(item, pending):
+                        change = Change(
+                            item.name, "created", "after its Namespace or CRD", item.source
+                        )
+                    elif isinstance(result, BaseException):
                         change = Change(item.name, "failed", str(result), item.source)
-                        drifted = None
                     else:
                         change, drifted = result
+                    if dry_run and change.action == "created":
+                        pending.update(_provides(item.obj))
+                    actions[item.id] = change.action
                     self._log_change(change, dry_run)
                     report.changes.append(change)
                     if drifted is not None:
                         report.drift.append(drifted)
-                    if change.action != "failed" or item.id in hashes:
-                        applied.append(item)
+                        log.warning(
+                            "sync_drift",
+                            object=item.name,
+                            source=item.source,
+                            fields=[d.path or "(whole object)" for d in drifted.differences],
+                            missing=drifted.missing or None,
+                            corrected=change.action != "skipped" and not dry_run,
+                        )
             if stage is stage_one and not dry_run:
                 self._wait_for_crds(stage_one, report)
-
-        keep: list[InventoryEntry] = [
-            InventoryEntry(d.id, d.rtype.version, d.hash if _succeeded(report, d) else "")
-            for d in applied
-        ]
-        prune_ok = self._sync.prune and state_ok and not render_errors
-        if not prune_ok and self._sync.prune:
-            why = "the state record was unreadable" if not state_ok else "a path failed to render"
-            log.warning("sync_prune_skipped", reason=why)
-        desired_ids = {d.id for d in desired}
-        gone = [e for e in previous.inventory if e.id not in desired_ids]
-        if prune_ok:
-            keep.extend(self._prune(gone, report, dry_run=dry_run))
-        else:
-            keep.extend(gone)
-
-        if not dry_run:
-            self._check_health(desired, report)
-        failed = [c for c in report.changes if c.action == "failed"]
-        if failed or render_errors:
-            report.result = "failed"
-            report.message = "; ".join([*render_errors, *(f"{c.id}: {c.message}" for c in failed)])
-        elif report.health == "failed" or report.health == "progressing":
-            report.result = "failed"
-            report.message = report.health_message
-        if not dry_run:
-            self._record(report, previous, tuple(keep))
+        return actions
 
     # ------------------------------------------------------------------ steps
 
@@ -387,11 +481,18 @@ class Synchronizer:
             return Change(
                 item.name, "skipped", "reconcile disabled on the live object", item.source
             ), None
-        if current is None:
-            self._kube.apply(item.obj, dry_run=dry_run)
-            return Change(item.name, "created", "", item.source), None
-        diffs = tuple(drift.compare(item.obj, current))
         git_unchanged = recorded_hash == item.hash
+        if current is None:
+            # applied before from this very content, and gone: someone deleted it
+            drifted = (
+                DriftReport(item.name, item.source, (), missing=True) if git_unchanged else None
+            )
+            if drifted is not None and self._sync.mode == "report":
+                return Change(item.name, "skipped", _REPORT_ONLY, item.source), drifted
+            self._kube.apply(item.obj, dry_run=dry_run)
+            return Change(item.name, "created", "", item.source), drifted
+        # strict: an absent false/0/[] is a doubt, and doubts go to the dry-run below
+        diffs = tuple(drift.compare(item.obj, current, strict=True))
         if not diffs and git_unchanged:
             return Change(item.name, "unchanged", "", item.source), None
         try:
@@ -402,15 +503,16 @@ class Synchronizer:
             return self._recreate(item, exc, dry_run), None
         if _same(preview, current):
             return Change(item.name, "unchanged", "", item.source), None
-        drifted = DriftReport(item.name, item.source, diffs) if git_unchanged and diffs else None
-        if drifted is not None and self._sync.mode == "report":
-            return (
-                Change(item.name, "skipped", "drifted from Git; sync.mode is report", item.source),
-                drifted,
-            )
+        drifted = None
+        if git_unchanged:
+            shown = tuple(drift.compare(item.obj, current)) or diffs
+            drifted = DriftReport(item.name, item.source, shown)
+            if self._sync.mode == "report":
+                return Change(item.name, "skipped", _REPORT_ONLY, item.source), drifted
         if not dry_run:
             self._kube.apply(item.obj)
-        return Change(item.name, "configured", "", item.source), drifted
+        note = "corrected drift" if drifted is not None else ""
+        return Change(item.name, "configured", note, item.source), drifted
 
     def _recreate(self, item: _Desired, exc: ClusterError, dry_run: bool) -> Change:
         if _annotation(item.obj, ANNOTATION_FORCE) != "true":
@@ -453,30 +555,36 @@ class Synchronizer:
                 time.sleep(0.2)
 
     def _prune(
-        self, gone: Sequence[InventoryEntry], report: SyncReport, *, dry_run: bool
+        self,
+        gone: Sequence[InventoryEntry],
+        desired_ids: set[order.ObjectId],
+        report: SyncReport,
+        *,
+        dry_run: bool,
     ) -> list[InventoryEntry]:
-        """Delete what Git no longer has; return the entries that must stay listed."""
+        """Delete what Git no longer has, in reverse apply order; return what stays listed.
+
+        A failed delete stays listed (retried next sync); an object we may not delete is
+        dropped from the inventory: it is no longer ours to manage.
+        """
         keep: list[InventoryEntry] = []
-        for entry in sorted(gone, key=lambda e: order.delete_key(_stub(e)), reverse=False):
+        for entry in sorted(gone, key=lambda e: order.delete_key(e.id)):
             name = str(entry.id)
             try:
-                rtype = self._kube.resource_type(entry.api_version, entry.id.kind)
+                rtype = self._kube.served_type(entry.id.group, entry.id.kind, entry.version)
+                if rtype is None:
+                    log.info("sync_prune_kind_gone", object=name)
+                    continue  # nothing serves the kind any more, so no such object exists
                 live = self._kube.get(rtype, entry.id.name, entry.id.namespace)
                 if live is None:
                     continue
-                if (
-                    _label(live, LABEL_NAME) != self._sync.name
-                    or _label(live, LABEL_NAMESPACE) != self._sync.namespace
-                ):
-                    change = Change(
-                        name, "skipped", "not pruned: it does not carry this sync's labels"
-                    )
-                elif _annotation(live, ANNOTATION_PRUNE) == "disabled":
-                    change = Change(name, "skipped", f"not pruned: {ANNOTATION_PRUNE} is disabled")
-                elif _annotation(live, ANNOTATION_RECONCILE) == "disabled":
-                    change = Change(
-                        name, "skipped", f"not pruned: {ANNOTATION_RECONCILE} is disabled"
-                    )
+                reason = self._prunable(live)
+                if reason is None and rtype.kind == "Namespace" and not rtype.group:
+                    reason = self._namespace_blocker(entry.id.name, desired_ids)
+                    if reason is not None:
+                        keep.append(entry)  # ours: prune it once it is empty
+                if reason is not None:
+                    change = Change(name, "skipped", f"not pruned: {reason}")
                 else:
                     if not dry_run:
                         self._kube.delete(rtype, entry.id.name, entry.id.namespace)
@@ -487,6 +595,50 @@ class Synchronizer:
             self._log_change(change, dry_run)
             report.changes.append(change)
         return keep
+
+    def _prunable(self, live: Mapping[str, Any]) -> str | None:
+        """Why this live object must not be pruned, or None when it may be."""
+        if (
+            _label(live, LABEL_NAME) != self._sync.name
+            or _label(live, LABEL_NAMESPACE) != self._sync.namespace
+        ):
+            return "it does not carry this sync's labels"
+        if _annotation(live, ANNOTATION_PRUNE) == "disabled":
+            return f"{ANNOTATION_PRUNE} is disabled"
+        if _annotation(live, ANNOTATION_RECONCILE) == "disabled":
+            return f"{ANNOTATION_RECONCILE} is disabled"
+        return None
+
+    def _namespace_blocker(self, namespace: str, desired_ids: set[order.ObjectId]) -> str | None:
+        """Why deleting this Namespace would delete something that is not ours to delete.
+
+        Deleting a Namespace deletes everything in it, so it is pruned only when it holds
+        nothing still in Git and nothing without our labels (or protected), apart from
+        what Kubernetes itself puts there or will collect with its owner.
+        """
+        if any(oid.namespace == namespace for oid in desired_ids):
+            return "it still holds objects that are in Git"
+        blockers: list[str] = []
+        types = self._kube.all_types(namespaced_only=True)
+        for rtype, items in zip(
+            types,
+            self._map(lambda t: self._kube.list(t, namespace=namespace), types),
+            strict=True,
+        ):
+            if isinstance(items, ClusterError) and items.status in (404, 405):
+                continue
+            if isinstance(items, BaseException):
+                return f"cannot check what it holds ({items})"
+            for obj in items:
+                if _incidental(rtype, obj) or self._prunable(obj) is None:
+                    continue
+                meta = obj.get("metadata") or {}
+                blockers.append(f"{rtype.kind}/{meta.get('name')}")
+        if blockers:
+            listed = ", ".join(sorted(set(blockers))[:3])
+            more = f" and {len(set(blockers)) - 3} more" if len(set(blockers)) > 3 else ""
+            return f"it holds objects that are not this sync's to delete ({listed}{more})"
+        return None
 
     def _check_health(self, desired: Sequence[_Desired], report: SyncReport) -> None:
         skipped = {c.id for c in report.changes if c.action in ("skipped", "failed")}
@@ -499,8 +651,12 @@ class Synchronizer:
             )
             still: list[_Desired] = []
             for item, live in zip(pending, results, strict=True):
+                if isinstance(live, ClusterError):
+                    verdicts[item.name] = health.Health("failed", f"cannot read it: {live}")
+                    continue
                 if isinstance(live, BaseException) or live is None:
-                    verdicts[item.name] = health.Health("progressing", "not found yet")
+                    reason = str(live) if live is not None else "not found yet"
+                    verdicts[item.name] = health.Health("progressing", reason)
                     still.append(item)
                     continue
                 verdict = health.assess(live) or health.Health("healthy", "")
@@ -535,24 +691,74 @@ class Synchronizer:
     def _state_key(self) -> tuple[str, str]:
         return state_name(self._sync.name), self._sync.namespace
 
-    def _previous_state(self) -> tuple[SyncState, bool]:
+    def _previous_state(self, *, rebuild: bool = True) -> tuple[SyncState, bool]:
+        """The recorded state, and whether its inventory can be trusted for pruning.
+
+        With no record (first sync, or someone deleted it) or an unreadable one, the
+        inventory is rebuilt from the objects that carry this sync's labels, so objects
+        removed from Git meanwhile are still pruned; if that scan is incomplete, pruning
+        is off for this sync.
+        """
         try:
-            return self.status(), True
+            state = self.status()
+            if state.result != "never":
+                return state, True
         except ClusterError as exc:
             if exc.status:
                 raise
             log.error("sync_state_unreadable", error=str(exc))
-            return SyncState(), False
+            state = SyncState()
+        if not rebuild:
+            return state, False
+        inventory, complete = self._owned_objects()
+        return replace(state, inventory=inventory), complete
+
+    def _owned_objects(self) -> tuple[tuple[InventoryEntry, ...], bool]:
+        """Every live object carrying this sync's labels, by one LIST per served kind."""
+        selector = {LABEL_NAME: self._sync.name}
+        found: dict[str, InventoryEntry] = {}
+        complete = True
+        for rtype, items in zip(
+            types := self._kube.all_types(),
+            self._map(lambda t: self._kube.list(t, labels=selector), types),
+            strict=True,
+        ):
+            if isinstance(items, ClusterError) and items.status in (404, 405):
+                continue  # a kind this server does not serve
+            if isinstance(items, BaseException):
+                complete = False
+                continue
+            for obj in items:
+                uid = str((obj.get("metadata") or {}).get("uid", ""))
+                if _label(obj, LABEL_NAMESPACE) == self._sync.namespace and uid not in found:
+                    oid = order.ObjectId.from_obj(obj)
+                    found[uid] = InventoryEntry(oid, rtype.version, "")
+        if found:
+            log.info("sync_inventory_rebuilt", objects=len(found), complete=complete)
+        return tuple(found.values()), complete
 
     def _record(
-        self, report: SyncReport, previous: SyncState, inventory: tuple[InventoryEntry, ...]
+        self,
+        report: SyncReport,
+        previous: SyncState,
+        inventory: tuple[InventoryEntry, ...],
+        *,
+        applied: bool,
     ) -> None:
+        """Write the state record (never in a dry run).
+
+        ``applied``: this revision's objects all went in, whatever their health; a fetch
+        failure or refused commit carries the previous health, since nothing changed.
+        """
         if report.dry_run:
             return
-        applied = report.revision if report.result == "succeeded" else previous.applied_revision
+        nothing_done = report.result == "refused" or not report.changes
+        if nothing_done and not applied:
+            report.health = previous.health if previous.result != "never" else "unknown"
+            report.health_message = previous.health_message
         state = SyncState(
             revision=report.revision,
-            applied_revision=applied,
+            applied_revision=report.revision if applied else previous.applied_revision,
             result=report.result,
             message=report.message[:2000],
             health=report.health,
@@ -602,15 +808,48 @@ _CONFIGMAP = ResourceType("", "v1", "ConfigMap", "configmaps", True)
 _NAMESPACE = ResourceType("", "v1", "Namespace", "namespaces", False)
 
 
-def _succeeded(report: SyncReport, item: _Desired) -> bool:
-    return not any(c.id == item.name and c.action in ("failed", "skipped") for c in report.changes)
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame: enough to find a bug, no local values."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
 
 
-def _stub(entry: InventoryEntry) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": entry.id.name}
-    if entry.id.namespace:
-        meta["namespace"] = entry.id.namespace
-    return {"apiVersion": entry.api_version, "kind": entry.id.kind, "metadata": meta}
+def _provides(obj: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """What a new stage-one object makes addressable: a namespace, or a CRD's kind."""
+    if obj.get("kind") == "Namespace":
+        return {("namespace", str((obj.get("metadata") or {}).get("name")))}
+    if obj.get("kind") == "CustomResourceDefinition":
+        spec = obj.get("spec") or {}
+        names = spec.get("names") or {} if isinstance(spec, Mapping) else {}
+        if isinstance(names, Mapping):
+            return {("kind", f"{spec.get('group')}/{names.get('kind')}")}
+    return set()
+
+
+def _waits_for(item: _Desired, pending: set[tuple[str, str]]) -> bool:
+    return ("namespace", str(item.id.namespace)) in pending or (
+        "kind",
+        f"{item.id.group}/{item.id.kind}",
+    ) in pending
+
+
+_INCIDENTAL_KINDS = frozenset({("", "Event"), ("events.k8s.io", "Event"), ("", "Endpoints")})
+_INCIDENTAL_KINDS |= {("discovery.k8s.io", "EndpointSlice")}
+_DEFAULT_OBJECTS = frozenset({("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")})
+
+
+def _incidental(rtype: ResourceType, obj: Mapping[str, Any]) -> bool:
+    """Objects a namespace holds that are nobody's to protect: Kubernetes' own defaults,
+    events and endpoints, things being deleted, and things collected with their owner."""
+    meta = obj.get("metadata") or {}
+    return (
+        (rtype.group, rtype.kind) in _INCIDENTAL_KINDS
+        or (rtype.kind, meta.get("name")) in _DEFAULT_OBJECTS
+        or bool(meta.get("ownerReferences"))
+        or bool(meta.get("deletionTimestamp"))
+    )
 
 
 def _label(obj: Mapping[str, Any], key: str) -> str | None:
@@ -648,6 +887,7 @@ def _same(preview: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
 
 def _strip(obj: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(obj)
+    out.pop("status", None)  # the live copy may be older than the dry-run: not our field
     meta = dict(out.get("metadata") or {})
     for key in _IGNORED_META:
         meta.pop(key, None)

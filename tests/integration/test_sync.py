@@ -137,13 +137,18 @@ class Rig:
         *,
         remove: tuple[str, ...] = (),
         sign_with: Path | None = None,
+        keep_tree: bool = False,
     ) -> str:
+        """Commit and push; ``keep_tree`` adds a placeholder so the synced path survives."""
         for rel, text in files.items():
             path = self.work / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         for rel in remove:
             git("rm", "-q", rel, cwd=self.work)
+        if keep_tree:
+            (self.work / "deploy").mkdir(exist_ok=True)
+            (self.work / "deploy" / "README.md").write_text("kept\n")
         git("add", "-A", cwd=self.work)
         sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={sign_with}"] if sign_with else []
         git(*sign, "commit", "-q", *(["-S"] if sign_with else []), "-m", "change", cwd=self.work)
@@ -475,3 +480,111 @@ def test_a_broken_file_is_reported_the_others_still_sync_and_nothing_is_pruned(r
     assert a["data"] == {"value": "2"}
     # b vanished from the desired set only because its file broke: it must not be pruned
     assert rig.get("configmap", "b") is not None
+
+
+def test_report_mode_keeps_reporting_drift_on_later_syncs_and_never_recreates(rig: Rig) -> None:
+    rig.commit({"deploy/c.yaml": _configmap("c", "git"), "deploy/d.yaml": _configmap("d", "git")})
+    assert rig.sync().ok
+    rig.cluster.kubectl(
+        "patch",
+        "configmap",
+        "c",
+        "-n",
+        rig.namespace,
+        "--type=merge",
+        "-p",
+        '{"data":{"value":"x"}}',
+    )
+    rig.cluster.kubectl("delete", "configmap", "d", "-n", rig.namespace)
+    for _ in range(2):
+        report = rig.sync(mode="report")
+        assert _actions(report)[f"ConfigMap/{rig.namespace}/c"] == "skipped"
+        assert _actions(report)[f"ConfigMap/{rig.namespace}/d"] == "skipped"
+        assert sorted(d.id for d in report.drift) == [
+            f"ConfigMap/{rig.namespace}/c",
+            f"ConfigMap/{rig.namespace}/d",
+        ]
+    live = rig.get("configmap", "c")
+    assert live is not None
+    assert live["data"]["value"] == "x"
+    assert rig.get("configmap", "d") is None
+    # back in correct mode, both are put back
+    corrected = rig.sync()
+    assert _actions(corrected)[f"ConfigMap/{rig.namespace}/c"] == "configured"
+    assert _actions(corrected)[f"ConfigMap/{rig.namespace}/d"] == "created"
+    assert rig.get("configmap", "d") is not None
+
+
+def test_a_hand_removal_of_a_false_git_sets_is_found_and_corrected(rig: Rig) -> None:
+    # the server keeps false in pointer fields and drops it from others; the comparison
+    # alone cannot tell, the dry-run does
+    no_token = "      automountServiceAccountToken: false\n"
+    rig.commit({"deploy/app.yaml": _deployment("tok", replicas=1, extra=no_token)})
+    assert rig.sync().ok
+    patch = {"spec": {"template": {"spec": {"automountServiceAccountToken": None}}}}
+    rig.cluster.kubectl(
+        "patch", "deployment", "tok", "-n", rig.namespace, "--type=merge", "-p", json.dumps(patch)
+    )
+    diff = rig.cli("diff")
+    assert diff.returncode == 3, diff.stdout + diff.stderr
+    assert "automountServiceAccountToken" in diff.stdout
+    report = rig.sync()
+    assert _actions(report)[f"Deployment.apps/{rig.namespace}/tok"] == "configured"
+    live = rig.get("deployment", "tok")
+    assert live is not None
+    assert live["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert rig.cli("diff").returncode == 0
+
+
+def test_a_namespace_removed_from_git_is_not_pruned_while_it_holds_what_is_not_ours(
+    rig: Rig,
+) -> None:
+    ns = f"{rig.namespace}-extra"
+    namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"
+    kept = _configmap("kept", "1").replace("metadata:\n", f"metadata:\n  namespace: {ns}\n", 1)
+    rig.extra = {"paths": [{"path": "deploy"}]}
+    rig.commit({"deploy/ns.yaml": namespace, "deploy/kept.yaml": kept})
+    assert rig.sync().ok
+    rig.cluster.kubectl("create", "configmap", "by-hand", "-n", ns)
+
+    rig.commit({}, remove=("deploy/ns.yaml",))
+    still_in_git = rig.sync()
+    assert _actions(still_in_git)[f"Namespace/{ns}"] == "skipped"
+    assert rig.get("namespace", ns, namespace="") is not None
+
+    rig.commit({}, remove=("deploy/kept.yaml",), keep_tree=True)
+    report = rig.sync()
+    actions = _actions(report)
+    assert actions[f"ConfigMap/{ns}/kept"] == "deleted"
+    assert actions[f"Namespace/{ns}"] == "skipped"
+    assert "ConfigMap/by-hand" in next(
+        c.message for c in report.changes if c.id == f"Namespace/{ns}"
+    )
+    assert rig.get("configmap", "by-hand", namespace=ns) is not None
+
+    rig.cluster.kubectl("delete", "configmap", "by-hand", "-n", ns)
+    emptied = rig.sync()
+    assert _actions(emptied)[f"Namespace/{ns}"] == "deleted"
+
+
+def test_a_lost_state_record_is_rebuilt_from_labels_so_removed_objects_are_still_pruned(
+    rig: Rig,
+) -> None:
+    rig.commit({"deploy/a.yaml": _configmap("a", "1"), "deploy/b.yaml": _configmap("b", "1")})
+    assert rig.sync().ok
+    rig.cluster.kubectl(
+        "patch",
+        "configmap",
+        f"automator-sync-{rig.name}",
+        "-n",
+        "automator-system",
+        "--type=merge",
+        "-p",
+        '{"data":{"inventory.json":"not json"}}',
+    )
+    rig.commit({}, remove=("deploy/b.yaml",))
+    report = rig.sync()
+    assert report.ok, report.message
+    assert _actions(report)[f"ConfigMap/{rig.namespace}/b"] == "deleted"
+    assert rig.get("configmap", "b") is None
+    assert rig.get("configmap", "a") is not None

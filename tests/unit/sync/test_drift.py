@@ -401,3 +401,24 @@ def test_quantities_in_every_spelling_the_apiserver_accepts(text: str, value: Fr
 )
 def test_other_values_are_not_quantities(text: object) -> None:
     assert parse_quantity(text) is None
+
+
+def test_an_empty_mapping_missing_live_is_drift_because_the_server_keeps_it() -> None:
+    desired = deployment()
+    desired["spec"]["template"]["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    live = live_of(desired)
+    live["spec"]["template"]["spec"]["volumes"] = [{"name": "scratch", "hostPath": {"path": "/"}}]
+    assert compare(desired, live) == [
+        Difference("spec.template.spec.volumes[name=scratch].emptyDir", {}, None, missing=True)
+    ]
+
+
+def test_strict_comparison_counts_an_absent_false_as_a_difference() -> None:
+    desired = deployment()
+    desired["spec"]["template"]["spec"]["automountServiceAccountToken"] = False
+    live = live_of(desired)
+    del live["spec"]["template"]["spec"]["automountServiceAccountToken"]
+    assert compare(desired, live) == []
+    assert compare(desired, live, strict=True) == [
+        Difference("spec.template.spec.automountServiceAccountToken", False, None, missing=True)
+    ]

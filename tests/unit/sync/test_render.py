@@ -282,3 +282,32 @@ def test_with_an_error_list_a_broken_file_is_collected_and_the_others_still_rend
     assert "apps/b.yaml" in str(errors[0])
     with pytest.raises(ManifestError, match=r"apps/b\.yaml"):
         render_path(tmp_path, "apps")
+
+
+def test_a_duplicate_key_error_names_the_key_but_never_its_values(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n"
+        "  password: hunter2-old\n  password: s3cr3t-NEW\n",
+    )
+    with pytest.raises(ManifestError) as caught:
+        render_path(tmp_path, ".")
+    message = str(caught.value)
+    assert "password" in message
+    assert "secret.yaml:6" in message
+    assert "hunter2" not in message
+    assert "s3cr3t" not in message
+
+
+@pytest.mark.parametrize("labels", ["[a, b]", "{enabled: true}", "{replicas: 3}"])
+def test_labels_that_are_not_a_map_of_strings_are_an_error_naming_the_object(
+    tmp_path: Path, labels: str
+) -> None:
+    write(
+        tmp_path,
+        "cm.yaml",
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels: {labels}\n",
+    )
+    with pytest.raises(ManifestError, match=r"cm\.yaml:1 .*ConfigMap 'c': metadata\.labels"):
+        render_path(tmp_path, ".")
