@@ -431,6 +431,15 @@ class Settings(_Model):
     )
     sync: SyncSettings = SyncSettings()
 
+    @model_validator(mode="after")
+    def _separate_clones(self) -> Settings:
+        if self.sync_clone_dir.expanduser().absolute() == self.clone_dir.expanduser().absolute():
+            raise ValueError(
+                "sync.workdir must differ from workdir: the synchronizer and the automator "
+                "each reset their own clone, and would wipe each other's work"
+            )
+        return self
+
     def concurrency_for(self, host: str) -> int:
         """Requests in flight at once for one registry host (its own cap, else the global)."""
         reg = self.registry_for(host)

@@ -35,7 +35,6 @@ import lightkube.resources
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core import resource as lk_resource
-from lightkube.core.exceptions import ConfigError as LightkubeConfigError
 from lightkube.core.exceptions import LoadResourceError
 from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import (
@@ -99,7 +98,7 @@ class Kube:
             field_manager=field_manager,
             timeout=httpx.Timeout(timeout),
             trust_env=False,
-            transport=transport,
+            transport=_Shared(transport) if transport is not None else None,
         )
         self._types: dict[tuple[str, str], ResourceType] = {}
         self._classes: dict[ResourceType, type[Any]] = {}
@@ -389,6 +388,23 @@ def _builtin_types() -> list[ResourceType]:
 _BUILTIN_TYPES: list[ResourceType] = []
 
 
+class _Shared(httpx.BaseTransport):
+    """Hands lightkube the caller's transport itself: lightkube deep-copies what it is
+    given, and a transport holding an SSL context cannot be copied."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Shared:
+        return self
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def _load_config(kubeconfig: Path | None, context: str | None) -> SingleConfig:
     try:
         if kubeconfig is not None:
@@ -396,7 +412,7 @@ def _load_config(kubeconfig: Path | None, context: str | None) -> SingleConfig:
         else:
             config = KubeConfig.from_env()
         single = config.get(context_name=context)
-    except (LightkubeConfigError, OSError, KeyError, ValueError) as exc:
+    except Exception as exc:
         where = (
             f"sync.kubeconfig {kubeconfig}" if kubeconfig else "the in-cluster/KUBECONFIG config"
         )
