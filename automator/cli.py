@@ -220,7 +220,9 @@ def _synchronizer(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
                 out.write(json.dumps(state.to_json(), indent=2) + "\n")
             else:
                 for key, value in state.to_json().items():
-                    out.write(f"{key}: {value}\n")
+                    if isinstance(value, dict):
+                        value = ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "-"
+                    out.write(f"{key}: {'-' if value is None else value}\n")
             return EXIT_OK
         if args.once or args.dry_run:
             report = synchronizer.run(dry_run=args.dry_run)

@@ -173,7 +173,7 @@ def test_sync_status_says_never_before_the_first_sync_and_succeeded_with_the_rev
     before = rig.cli("sync", "--status")
     assert before.returncode == 0, before.stderr
     assert "result: never" in _lines(before.stdout)
-    assert "revision: None" in _lines(before.stdout)
+    assert "revision: -" in _lines(before.stdout)
 
     revision = rig.commit({"deploy/a.yaml": _configmap("a", "1")})
     assert rig.cli("sync", "--once").returncode == 0
