@@ -14,7 +14,9 @@ Deployments become Available and Jobs complete without running anything.
 TLS is real: a throwaway CA (openssl) signs one serving certificate (SAN 127.0.0.1 and
 localhost) that the apiserver, controller-manager, scheduler and kwok all serve with, so
 clients verify it against ``ca_file`` instead of switching verification off. The only user is
-an admin token in ``system:masters`` (``token``); anonymous requests reach RBAC and are refused.
+an admin token in ``system:masters`` (``token``), unless ``users`` adds more (benchmarks give
+each tool its own, to tell their requests apart in the audit log that ``apiserver_args`` can
+turn on); anonymous requests reach RBAC and are refused.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -120,7 +122,17 @@ class ControlPlane:
     ``kubeconfig`` (all three of those in one file, for kubectl and client libraries).
     """
 
-    def __init__(self, bin_dir: Path, root: Path) -> None:
+    def __init__(
+        self,
+        bin_dir: Path,
+        root: Path,
+        *,
+        apiserver_args: Sequence[str] = (),
+        users: Mapping[str, str] | None = None,
+    ) -> None:
+        """``apiserver_args`` are appended to kube-apiserver's flags (audit logging, say);
+        ``users`` maps more user names to their tokens, each in group ``system:masters``
+        like the admin (the token file is written at start, so add them here)."""
         missing = [name for name in COMPONENT_FILES if not (bin_dir / name).is_file()]
         if missing:
             raise RuntimeError(
@@ -133,6 +145,8 @@ class ControlPlane:
         self.ca_file = root / "pki" / "ca.crt"
         self.kubeconfig = root / "kubeconfig"
         self.token = secrets.token_hex(16)
+        self.apiserver_extra_args = list(apiserver_args)
+        self.users = dict(users or {})
         self.node_name = NODE_NAME
         self._ports: _Ports | None = None
         # Started components by name; stop() decides the order.
@@ -150,7 +164,10 @@ class ControlPlane:
         self.root.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         self._make_pki()
-        (self.root / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')
+        tokens = [(self.token, "admin"), *((t, u) for u, t in self.users.items())]
+        (self.root / "tokens.csv").write_text(
+            "".join(f'{token},{user},{user},"system:masters"\n' for token, user in tokens)
+        )
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             self._ports = _Ports.pick()
             self._write_kubeconfig()
@@ -535,6 +552,7 @@ class ControlPlane:
             "--allow-privileged=true",
             "--endpoint-reconciler-type=none",
             "--profiling=false",
+            *self.apiserver_extra_args,
         ]
 
     def _controller_manager_args(self, ports: _Ports) -> list[str]:
