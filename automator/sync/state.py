@@ -10,6 +10,9 @@ dict only; :mod:`automator.sync.syncer` does the I/O.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
 import hashlib
 import json
 from collections.abc import Mapping
@@ -104,11 +107,17 @@ def state_configmap(state: SyncState, *, name: str, namespace: str) -> dict[str,
             "labels": {"app.kubernetes.io/managed-by": "automator"},
             "annotations": {"automator.gitops.io/format": _FORMAT},
         },
-        "data": {
-            "state.json": json.dumps(summary, sort_keys=True),
-            "inventory.json": json.dumps(
-                [entry.to_json() for entry in state.inventory], separators=(",", ":")
-            ),
+        "data": {"state.json": json.dumps(summary, sort_keys=True)},
+        # gzip: a ConfigMap holds at most 1 MiB; plain JSON would fill it at ~10,000 objects
+        "binaryData": {
+            "inventory.json.gz": base64.b64encode(
+                gzip.compress(
+                    json.dumps(
+                        [entry.to_json() for entry in state.inventory], separators=(",", ":")
+                    ).encode(),
+                    mtime=0,
+                )
+            ).decode()
         },
     }
 
@@ -122,9 +131,7 @@ def state_from_configmap(obj: Mapping[str, Any] | None) -> SyncState:
     try:
         data = obj.get("data") or {}
         summary = json.loads(data.get("state.json") or "{}")
-        inventory = tuple(
-            InventoryEntry.from_json(doc) for doc in json.loads(data.get("inventory.json") or "[]")
-        )
+        inventory = tuple(InventoryEntry.from_json(doc) for doc in json.loads(_inventory(obj)))
         return SyncState(
             revision=_optional(summary.get("revision")),
             applied_revision=_optional(summary.get("applied_revision")),
@@ -142,6 +149,17 @@ def state_from_configmap(obj: Mapping[str, Any] | None) -> SyncState:
             "it is rebuilt from the objects carrying this sync's labels; delete the "
             "ConfigMap if this repeats"
         ) from exc
+
+
+def _inventory(obj: Mapping[str, Any]) -> str:
+    """The inventory JSON: gzipped under ``binaryData``, else plain under ``data``."""
+    packed = (obj.get("binaryData") or {}).get("inventory.json.gz")
+    if not packed:
+        return str((obj.get("data") or {}).get("inventory.json") or "[]")
+    try:
+        return gzip.decompress(base64.b64decode(packed, validate=True)).decode()
+    except (OSError, EOFError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError(f"binaryData inventory.json.gz does not decompress: {exc}") from exc
 
 
 def _optional(value: object) -> str | None:

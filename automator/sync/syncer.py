@@ -135,6 +135,14 @@ class SyncReport:
 
 
 @dataclass
+class _Live:
+    """Live copies of desired objects, and the ones a LIST showed do not exist."""
+
+    objects: dict[order.ObjectId, dict[str, Any]] = field(default_factory=dict)
+    absent: set[order.ObjectId] = field(default_factory=set)
+
+
+@dataclass
 class _Desired:
     obj: dict[str, Any]
     id: order.ObjectId
@@ -156,6 +164,11 @@ class Synchronizer:
         self._kube = kube
         self._source = source
         self._labels = {LABEL_NAME: self._sync.name, LABEL_NAMESPACE: self._sync.namespace}
+        self._snapshot: dict[order.ObjectId, dict[str, Any]] = {}
+        # the last render, reused while the revision is the same (plain YAML only: a
+        # kustomization may pull remote bases that change under the same revision)
+        self._rendered: tuple[str, list[_Desired], list[str]] | None = None
+        self._namespace_ready = False
 
     @contextmanager
     def _clone_lock(self) -> Iterator[None]:
@@ -227,13 +240,13 @@ class Synchronizer:
         with self._clone_lock():
             revision = self._source.sync()
             self._verify(revision)
-            desired, errors = self._render()
+            desired, errors = self._render(revision)
         live = self._live(desired)
         reports: list[DriftReport] = []
 
         def one(item: _Desired) -> DriftReport | None:
-            current = live.get(item.id)
-            if current is None:
+            current = live.objects.get(item.id)
+            if current is None and item.id not in live.absent:
                 current = self._kube.get(item.rtype, item.id.name, item.id.namespace)
             if current is None:
                 return DriftReport(item.name, item.source, (), missing=True)
@@ -293,7 +306,7 @@ class Synchronizer:
             self._record(report, previous, previous.inventory, applied=False)
             return
 
-        desired, render_errors = self._render()
+        desired, render_errors = self._render(report.revision)
         report.errors.extend(render_errors)
         hashes = {entry.id: entry.hash for entry in previous.inventory}
         actions = self._apply_all(desired, hashes, report, dry_run=dry_run)
@@ -345,6 +358,7 @@ class Synchronizer:
     ) -> dict[order.ObjectId, Action]:
         """Stage one, wait for CRDs, stage two; kinds in order, a kind's objects at once."""
         live = self._live(desired)
+        self._snapshot = live.objects
         actions: dict[order.ObjectId, Action] = {}
         # in a dry run, what stage one would create does not exist yet: objects in a new
         # Namespace or of a new CRD's kind cannot be dry-run applied, only announced
@@ -358,7 +372,9 @@ class Synchronizer:
             ):
                 items = list(group)
                 results = self._map(
-                    lambda d: self._apply_one(d, live.get(d.id), hashes.get(d.id), dry_run),
+                    lambda d: self._apply_one(
+                        d, live.objects.get(d.id), d.id in live.absent, hashes.get(d.id), dry_run
+                    ),
                     items,
                 )
                 for item, result in zip(items, results, strict=True):
@@ -403,7 +419,21 @@ class Synchronizer:
         )
         log.info("sync_commit_verified", revision=revision, signer=signature.signer)
 
-    def _render(self) -> tuple[list[_Desired], list[str]]:
+    def _render(self, revision: str) -> tuple[list[_Desired], list[str]]:
+        """Every desired object, prepared for the cluster, and the render errors.
+
+        A daemon re-syncs the same revision most of the time: a clean render of plain
+        YAML is kept and reused until the revision changes (the largest cost of an
+        unchanged re-sync otherwise). Kustomize output and failed renders are redone.
+        """
+        if self._rendered is not None and self._rendered[0] == revision:
+            return list(self._rendered[1]), list(self._rendered[2])
+        desired, errors = self._render_now()
+        if not errors and not any(d.source.endswith("(kustomize)") for d in desired):
+            self._rendered = (revision, desired, errors)
+        return list(desired), list(errors)
+
+    def _render_now(self) -> tuple[list[_Desired], list[str]]:
         root = self._source.path
         errors: list[str] = []
         rendered: list[tuple[render.Rendered, str | None]] = []
@@ -453,29 +483,56 @@ class Synchronizer:
         oid = order.ObjectId.from_obj(obj)
         return _Desired(obj, oid, rtype, item.source, content_hash(obj))
 
-    def _live(self, desired: Sequence[_Desired]) -> dict[order.ObjectId, dict[str, Any]]:
-        """The live objects carrying our labels, one LIST per type (not one GET each)."""
-        types = {d.rtype for d in desired}
-        out: dict[order.ObjectId, dict[str, Any]] = {}
-        for items in self._map(
-            lambda t: self._kube.list(t, labels={LABEL_NAME: self._sync.name}),
-            sorted(types, key=str),
+    def _live(self, desired: Sequence[_Desired]) -> _Live:
+        """The live state of every desired object, in LISTs rather than one GET each.
+
+        One LIST per kind with our label selector finds what we applied before; for
+        desired objects it did not return (new ones, or live ones without our labels),
+        one unlabelled LIST per kind and namespace tells the two apart. An object no
+        successful LIST could account for is fetched on its own later.
+        """
+        types = sorted({d.rtype for d in desired}, key=str)
+        live = _Live()
+        listed: set[ResourceType] = set()
+        selector = {LABEL_NAME: self._sync.name}
+        for rtype, items in zip(
+            types, self._map(lambda t: self._kube.list(t, labels=selector), types), strict=True
         ):
             if isinstance(items, BaseException):
-                continue  # fall back to one GET per object
+                continue
+            listed.add(rtype)
             for obj in items:
                 if _label(obj, LABEL_NAMESPACE) == self._sync.namespace:
-                    out[order.ObjectId.from_obj(obj)] = obj
-        return out
+                    live.objects[order.ObjectId.from_obj(obj)] = obj
+        missing: dict[tuple[ResourceType, str | None], set[order.ObjectId]] = {}
+        for item in desired:
+            if item.id not in live.objects and item.rtype in listed:
+                missing.setdefault((item.rtype, item.id.namespace), set()).add(item.id)
+        groups = sorted(missing, key=str)
+        for group, items in zip(
+            groups,
+            self._map(lambda g: self._kube.list(g[0], namespace=g[1]), groups),
+            strict=True,
+        ):
+            if isinstance(items, BaseException):
+                continue
+            found = {order.ObjectId.from_obj(obj): obj for obj in items}
+            for oid in missing[group]:
+                if oid in found:
+                    live.objects[oid] = found[oid]
+                else:
+                    live.absent.add(oid)
+        return live
 
     def _apply_one(
         self,
         item: _Desired,
         current: dict[str, Any] | None,
+        absent: bool,
         recorded_hash: str | None,
         dry_run: bool,
     ) -> tuple[Change, DriftReport | None]:
-        if current is None:
+        if current is None and not absent:
             current = self._kube.get(item.rtype, item.id.name, item.id.namespace)
         if current is not None and _annotation(current, ANNOTATION_RECONCILE) == "disabled":
             return Change(
@@ -641,14 +698,30 @@ class Synchronizer:
         return None
 
     def _check_health(self, desired: Sequence[_Desired], report: SyncReport) -> None:
-        skipped = {c.id for c in report.changes if c.action in ("skipped", "failed")}
-        pending = [d for d in desired if d.name not in skipped and _assessable(d.obj)]
-        deadline = time.monotonic() + self._sync.timeout
+        """Wait up to ``sync.timeout`` for workloads to roll out.
+
+        An unchanged workload is judged from the LIST taken before applying (no request);
+        the others are polled with one labelled LIST per kind and namespace per round,
+        not one GET per workload.
+        """
+        actions = {c.id: c.action for c in report.changes}
+        candidates = [
+            d
+            for d in desired
+            if actions.get(d.name) not in ("skipped", "failed") and _assessable(d.obj)
+        ]
         verdicts: dict[str, health.Health] = {}
+        pending: list[_Desired] = []
+        for item in candidates:
+            seen = self._snapshot.get(item.id) if actions.get(item.name) == "unchanged" else None
+            verdict = health.assess(seen) if seen is not None else None
+            if verdict is not None and verdict.status == "healthy":
+                verdicts[item.name] = verdict
+            else:
+                pending.append(item)
+        deadline = time.monotonic() + self._sync.timeout
         while pending:
-            results = self._map(
-                lambda d: self._kube.get(d.rtype, d.id.name, d.id.namespace), pending
-            )
+            results = self._poll(pending)
             still: list[_Desired] = []
             for item, live in zip(pending, results, strict=True):
                 if isinstance(live, ClusterError):
@@ -685,6 +758,24 @@ class Synchronizer:
             )
         else:
             report.health, report.health_message = "healthy", ""
+
+    def _poll(self, items: Sequence[_Desired]) -> list[dict[str, Any] | BaseException | None]:
+        """The live copies of ``items``, one labelled LIST per kind and namespace."""
+        groups = sorted({(d.rtype, d.id.namespace) for d in items}, key=str)
+        selector = {LABEL_NAME: self._sync.name}
+        found: dict[order.ObjectId, dict[str, Any]] = {}
+        failures: dict[tuple[ResourceType, str | None], BaseException] = {}
+        for group, listed in zip(
+            groups,
+            self._map(lambda g: self._kube.list(g[0], namespace=g[1], labels=selector), groups),
+            strict=True,
+        ):
+            if isinstance(listed, BaseException):
+                failures[group] = listed
+                continue
+            for obj in listed:
+                found[order.ObjectId.from_obj(obj)] = obj
+        return [failures.get((d.rtype, d.id.namespace)) or found.get(d.id) for d in items]
 
     # ------------------------------------------------------------------ state
 
@@ -768,11 +859,12 @@ class Synchronizer:
             inventory=inventory,
         )
         namespace = self._sync.namespace
-        if self._kube.get(_NAMESPACE, namespace) is None:
+        if not self._namespace_ready and self._kube.get(_NAMESPACE, namespace) is None:
             self._kube.apply(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             )
         self._kube.apply(state_configmap(state, name=self._sync.name, namespace=namespace))
+        self._namespace_ready = True
 
     # ------------------------------------------------------------------ helpers
 

@@ -580,7 +580,7 @@ def test_a_lost_state_record_is_rebuilt_from_labels_so_removed_objects_are_still
         "automator-system",
         "--type=merge",
         "-p",
-        '{"data":{"inventory.json":"not json"}}',
+        '{"binaryData":{"inventory.json.gz":"bm90IGd6aXA="}}',  # "not gzip"
     )
     rig.commit({}, remove=("deploy/b.yaml",))
     report = rig.sync()

@@ -9,6 +9,8 @@ with that transport in its :class:`~automator.sync.kube.Kube`.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import ssl
 import uuid
@@ -392,7 +394,9 @@ def test_an_unreadable_state_record_is_rebuilt_from_the_labels_instead_of_crashi
 ) -> None:
     rig.commit({"deploy/a.yaml": _configmap("a", "1"), "deploy/b.yaml": _configmap("b", "1")})
     assert rig.sync().ok
-    patch = {"data": {"inventory.json": json.dumps([{"id": "garbage", "v": "v1", "h": ""}])}}
+    garbage = json.dumps([{"id": "garbage", "v": "v1", "h": ""}]).encode()
+    packed = base64.b64encode(gzip.compress(garbage)).decode()
+    patch = {"binaryData": {"inventory.json.gz": packed}}
     rig.cluster.kubectl(
         "patch",
         "configmap",

@@ -57,8 +57,37 @@ def _through_the_apiserver(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _garbage(**data: str) -> dict[str, Any]:
+    """A state record with ``data`` keys replaced; a plain ``inventory.json`` stands in
+    for the gzipped one (the form a hand edit, or an older version, leaves)."""
     good = state_configmap(_state(), name="prod", namespace="automator-system")
-    return {**good, "data": {**good["data"], **data}}
+    broken = {**good, "data": {**good["data"], **data}}
+    if "inventory.json" in data:
+        del broken["binaryData"]
+    return broken
+
+
+def test_a_corrupt_gzipped_inventory_is_refused_with_a_fix() -> None:
+    broken = state_configmap(_state(), name="prod", namespace="automator-system")
+    broken["binaryData"] = {"inventory.json.gz": "bm90IGd6aXA="}
+    with pytest.raises(ClusterError, match=r"does not decompress.*delete the ConfigMap"):
+        state_from_configmap(broken)
+
+
+def test_the_inventory_is_stored_gzipped_so_a_large_one_fits_in_a_configmap() -> None:
+    entries = tuple(
+        InventoryEntry(
+            ObjectId("", "ConfigMap", f"team-{i % 40}", f"settings-{i}"),
+            "v1",
+            content_hash({"i": i}),  # random-looking, as real hashes are
+        )
+        for i in range(10_000)
+    )
+    configmap = state_configmap(
+        SyncState(result="succeeded", inventory=entries), name="prod", namespace="automator-system"
+    )
+    size = sum(len(v) for v in configmap["binaryData"].values())
+    assert size < 1_000_000
+    assert state_from_configmap(configmap).inventory == entries
 
 
 def test_the_state_configmap_reads_back_as_the_same_state_with_every_kind_of_object() -> None:
