@@ -46,8 +46,8 @@ __all__ = ["DaemonState", "SyncDaemonState", "run_daemon", "run_sync_daemon"]
 log = structlog.get_logger(__name__)
 
 
-class DaemonState:
-    """Readiness and cycle metrics, shared by the scheduler thread and the HTTP server.
+class _Served:
+    """Readiness and metrics, shared by the scheduler thread and the HTTP server.
 
     The metrics live in one explicit prometheus ``CollectorRegistry`` (never the library's
     global default), which the registry client also writes its request counters to.
@@ -57,6 +57,25 @@ class DaemonState:
         self.registry = registry or CollectorRegistry()
         self._lock = threading.Lock()
         self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._ready
+
+    def _mark_ready(self) -> None:
+        with self._lock:
+            self._ready = True
+
+    def metrics(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class DaemonState(_Served):
+    """Readiness and cycle metrics of ``automator run``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__(registry)
         self.cycles = Counter("automator_cycles", "Automation cycles run.", registry=self.registry)
         self.failed_cycles = Counter(
             "automator_cycle_failures",
@@ -84,11 +103,6 @@ class DaemonState:
             registry=self.registry,
         )
 
-    @property
-    def ready(self) -> bool:
-        with self._lock:
-            return self._ready
-
     def record(
         self, *, ok: bool, updates: int, failed: int, duration: float, partial: bool = False
     ) -> None:
@@ -105,11 +119,7 @@ class DaemonState:
         self.duration.set(duration)
         if ok:
             self.last_success.set_to_current_time()
-        with self._lock:
-            self._ready = True
-
-    def metrics(self) -> bytes:
-        return generate_latest(self.registry)
+        self._mark_ready()
 
 
 _MAX_HOOK_BODY = 1 << 20
@@ -201,13 +211,11 @@ class Cycles:
         )
 
 
-class SyncDaemonState:
+class SyncDaemonState(_Served):
     """Readiness and metrics of ``automator sync``: one record per sync."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        self._lock = threading.Lock()
-        self._ready = False
+        super().__init__(registry)
         self.syncs = Counter(
             "automator_syncs", "Syncs run, by result.", ["result"], registry=self.registry
         )
@@ -241,11 +249,6 @@ class SyncDaemonState:
             registry=self.registry,
         )
 
-    @property
-    def ready(self) -> bool:
-        with self._lock:
-            return self._ready
-
     def record(self, report: SyncReport) -> None:
         self.syncs.labels(result=report.result).inc()
         counts = report.counts()
@@ -257,15 +260,11 @@ class SyncDaemonState:
         self.requests.inc(report.requests)
         if report.ok:
             self.last_success.set_to_current_time()
-        with self._lock:
-            self._ready = True
-
-    def metrics(self) -> bytes:
-        return generate_latest(self.registry)
+        self._mark_ready()
 
 
 def _handler(
-    state: DaemonState | SyncDaemonState, cycles: Cycles | None, secret: str | None
+    state: _Served, cycles: Cycles | None, secret: str | None
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 30  # a slow or silent client cannot hold a thread forever
