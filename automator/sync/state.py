@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _FORMAT = "automator.gitops.io/sync-state.v1"
+_MOVED = "moved to binaryData inventory.json.gz"
 
 
 def state_name(sync_name: str) -> str:
@@ -107,7 +108,12 @@ def state_configmap(state: SyncState, *, name: str, namespace: str) -> dict[str,
             "labels": {"app.kubernetes.io/managed-by": "automator"},
             "annotations": {"automator.gitops.io/format": _FORMAT},
         },
-        "data": {"state.json": json.dumps(summary, sort_keys=True)},
+        "data": {
+            "state.json": json.dumps(summary, sort_keys=True),
+            # not JSON on purpose: a release from before the move to binaryData then finds
+            # the record unreadable and rebuilds the inventory, instead of trusting "[]"
+            "inventory.json": _MOVED,
+        },
         # gzip: a ConfigMap holds at most 1 MiB; plain JSON would fill it at ~10,000 objects
         "binaryData": {
             "inventory.json.gz": base64.b64encode(
@@ -155,7 +161,8 @@ def _inventory(obj: Mapping[str, Any]) -> str:
     """The inventory JSON: gzipped under ``binaryData``, else plain under ``data``."""
     packed = (obj.get("binaryData") or {}).get("inventory.json.gz")
     if not packed:
-        return str((obj.get("data") or {}).get("inventory.json") or "[]")
+        plain = str((obj.get("data") or {}).get("inventory.json") or "[]")
+        return "[]" if plain == _MOVED else plain
     try:
         return gzip.decompress(base64.b64decode(packed, validate=True)).decode()
     except (OSError, EOFError, binascii.Error, UnicodeDecodeError) as exc:

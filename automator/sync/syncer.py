@@ -78,6 +78,7 @@ ANNOTATION_RECONCILE = "automator.gitops.io/reconcile"
 
 Action = Literal["created", "configured", "unchanged", "deleted", "skipped", "failed"]
 _POLL = 1.0
+_FEW = 5
 _REPORT_ONLY = "drifted from Git; sync.mode is report"
 _APPLIED = frozenset({"created", "configured", "unchanged"})
 _IGNORED_META = ("managedFields", "resourceVersion")
@@ -136,10 +137,21 @@ class SyncReport:
 
 @dataclass
 class _Live:
-    """Live copies of desired objects, and the ones a LIST showed do not exist."""
+    """Live copies of desired objects, and the ones a LIST showed do not exist.
 
-    objects: dict[order.ObjectId, dict[str, Any]] = field(default_factory=dict)
-    absent: set[order.ObjectId] = field(default_factory=set)
+    Keyed by type *and* identity: one object listed at two versions (Git may use
+    ``autoscaling/v1`` for one HPA and ``v2`` for another) comes back in two shapes, and
+    each desired object must be compared with the shape of its own version.
+    """
+
+    objects: dict[tuple[ResourceType, order.ObjectId], dict[str, Any]] = field(default_factory=dict)
+    absent: set[tuple[ResourceType, order.ObjectId]] = field(default_factory=set)
+
+    def get(self, item: _Desired) -> dict[str, Any] | None:
+        return self.objects.get((item.rtype, item.id))
+
+    def known_absent(self, item: _Desired) -> bool:
+        return (item.rtype, item.id) in self.absent
 
 
 @dataclass
@@ -164,7 +176,6 @@ class Synchronizer:
         self._kube = kube
         self._source = source
         self._labels = {LABEL_NAME: self._sync.name, LABEL_NAMESPACE: self._sync.namespace}
-        self._snapshot: dict[order.ObjectId, dict[str, Any]] = {}
         # the last render, reused while the revision is the same (plain YAML only: a
         # kustomization may pull remote bases that change under the same revision)
         self._rendered: tuple[str, list[_Desired], list[str]] | None = None
@@ -245,8 +256,8 @@ class Synchronizer:
         reports: list[DriftReport] = []
 
         def one(item: _Desired) -> DriftReport | None:
-            current = live.objects.get(item.id)
-            if current is None and item.id not in live.absent:
+            current = live.get(item)
+            if current is None and not live.known_absent(item):
                 current = self._kube.get(item.rtype, item.id.name, item.id.namespace)
             if current is None:
                 return DriftReport(item.name, item.source, (), missing=True)
@@ -309,7 +320,7 @@ class Synchronizer:
         desired, render_errors = self._render(report.revision)
         report.errors.extend(render_errors)
         hashes = {entry.id: entry.hash for entry in previous.inventory}
-        actions = self._apply_all(desired, hashes, report, dry_run=dry_run)
+        actions, live = self._apply_all(desired, hashes, report, dry_run=dry_run)
 
         # Every desired object is listed, applied or not (a timed-out apply may have
         # happened); the hash is that of the content last applied successfully.
@@ -335,7 +346,7 @@ class Synchronizer:
         if dry_run:
             report.health, report.health_message = "unknown", "not checked in a dry run"
         else:
-            self._check_health(desired, report)
+            self._check_health(desired, report, live)
         failed = [c for c in report.changes if c.action == "failed"]
         if failed or report.errors:
             report.result = "failed"
@@ -355,10 +366,9 @@ class Synchronizer:
         report: SyncReport,
         *,
         dry_run: bool,
-    ) -> dict[order.ObjectId, Action]:
+    ) -> tuple[dict[order.ObjectId, Action], _Live]:
         """Stage one, wait for CRDs, stage two; kinds in order, a kind's objects at once."""
         live = self._live(desired)
-        self._snapshot = live.objects
         actions: dict[order.ObjectId, Action] = {}
         # in a dry run, what stage one would create does not exist yet: objects in a new
         # Namespace or of a new CRD's kind cannot be dry-run applied, only announced
@@ -373,7 +383,7 @@ class Synchronizer:
                 items = list(group)
                 results = self._map(
                     lambda d: self._apply_one(
-                        d, live.objects.get(d.id), d.id in live.absent, hashes.get(d.id), dry_run
+                        d, live.get(d), live.known_absent(d), hashes.get(d.id), dry_run
                     ),
                     items,
                 )
@@ -404,7 +414,7 @@ class Synchronizer:
                         )
             if stage is stage_one and not dry_run:
                 self._wait_for_crds(stage_one, report)
-        return actions
+        return actions, live
 
     # ------------------------------------------------------------------ steps
 
@@ -503,12 +513,13 @@ class Synchronizer:
             listed.add(rtype)
             for obj in items:
                 if _label(obj, LABEL_NAMESPACE) == self._sync.namespace:
-                    live.objects[order.ObjectId.from_obj(obj)] = obj
+                    live.objects[(rtype, order.ObjectId.from_obj(obj))] = obj
         missing: dict[tuple[ResourceType, str | None], set[order.ObjectId]] = {}
         for item in desired:
-            if item.id not in live.objects and item.rtype in listed:
+            if live.get(item) is None and item.rtype in listed:
                 missing.setdefault((item.rtype, item.id.namespace), set()).add(item.id)
-        groups = sorted(missing, key=str)
+        # a few new objects are cheaper to GET than a namespace's worth of them to LIST
+        groups = sorted((g for g, ids in missing.items() if len(ids) > _FEW), key=str)
         for group, items in zip(
             groups,
             self._map(lambda g: self._kube.list(g[0], namespace=g[1]), groups),
@@ -519,9 +530,9 @@ class Synchronizer:
             found = {order.ObjectId.from_obj(obj): obj for obj in items}
             for oid in missing[group]:
                 if oid in found:
-                    live.objects[oid] = found[oid]
+                    live.objects[(group[0], oid)] = found[oid]
                 else:
-                    live.absent.add(oid)
+                    live.absent.add((group[0], oid))
         return live
 
     def _apply_one(
@@ -629,13 +640,20 @@ class Synchronizer:
             name = str(entry.id)
             try:
                 rtype = self._kube.served_type(entry.id.group, entry.id.kind, entry.version)
-                if rtype is None:
-                    log.info("sync_prune_kind_gone", object=name)
-                    continue  # nothing serves the kind any more, so no such object exists
+                if rtype is None:  # nothing serves the kind any more: no such object exists
+                    change = Change(name, "skipped", "not pruned: its kind is no longer served")
+                    self._log_change(change, dry_run)
+                    report.changes.append(change)
+                    continue
                 live = self._kube.get(rtype, entry.id.name, entry.id.namespace)
                 if live is None:
+                    change = Change(name, "skipped", "not pruned: already gone from the cluster")
+                    self._log_change(change, dry_run)
+                    report.changes.append(change)
                     continue
                 reason = self._prunable(live)
+                if _annotation(live, ANNOTATION_RECONCILE) == "disabled":
+                    keep.append(entry)  # an incident's pause: prune it once re-enabled
                 if reason is None and rtype.kind == "Namespace" and not rtype.group:
                     reason = self._namespace_blocker(entry.id.name, desired_ids)
                     if reason is not None:
@@ -645,7 +663,7 @@ class Synchronizer:
                 else:
                     if not dry_run:
                         self._kube.delete(rtype, entry.id.name, entry.id.namespace)
-                    change = Change(name, "deleted")
+                    change = Change(name, "deleted", "removed from Git")
             except (ClusterError, ClusterUnavailable) as exc:
                 change = Change(name, "failed", f"prune failed: {exc}")
                 keep.append(entry)
@@ -697,7 +715,7 @@ class Synchronizer:
             return f"it holds objects that are not this sync's to delete ({listed}{more})"
         return None
 
-    def _check_health(self, desired: Sequence[_Desired], report: SyncReport) -> None:
+    def _check_health(self, desired: Sequence[_Desired], report: SyncReport, live: _Live) -> None:
         """Wait up to ``sync.timeout`` for workloads to roll out.
 
         An unchanged workload is judged from the LIST taken before applying (no request);
@@ -713,7 +731,7 @@ class Synchronizer:
         verdicts: dict[str, health.Health] = {}
         pending: list[_Desired] = []
         for item in candidates:
-            seen = self._snapshot.get(item.id) if actions.get(item.name) == "unchanged" else None
+            seen = live.get(item) if actions.get(item.name) == "unchanged" else None
             verdict = health.assess(seen) if seen is not None else None
             if verdict is not None and verdict.status == "healthy":
                 verdicts[item.name] = verdict
@@ -723,16 +741,19 @@ class Synchronizer:
         while pending:
             results = self._poll(pending)
             still: list[_Desired] = []
-            for item, live in zip(pending, results, strict=True):
-                if isinstance(live, ClusterError):
-                    verdicts[item.name] = health.Health("failed", f"cannot read it: {live}")
+            for item, current in zip(pending, results, strict=True):
+                if isinstance(current, ClusterError):
+                    verdicts[item.name] = health.Health("failed", f"cannot read it: {current}")
                     continue
-                if isinstance(live, BaseException) or live is None:
-                    reason = str(live) if live is not None else "not found yet"
+                if isinstance(current, BaseException) or current is None:
+                    reason = str(current) if current is not None else "not found yet"
                     verdicts[item.name] = health.Health("progressing", reason)
                     still.append(item)
                     continue
-                verdict = health.assess(live) or health.Health("healthy", "")
+                if _label(current, LABEL_NAME) != self._sync.name:
+                    verdicts[item.name] = health.Health("healthy", "taken over (no sync labels)")
+                    continue
+                verdict = health.assess(current) or health.Health("healthy", "")
                 verdicts[item.name] = verdict
                 if verdict.status == "progressing":
                     still.append(item)
@@ -763,7 +784,7 @@ class Synchronizer:
         """The live copies of ``items``, one labelled LIST per kind and namespace."""
         groups = sorted({(d.rtype, d.id.namespace) for d in items}, key=str)
         selector = {LABEL_NAME: self._sync.name}
-        found: dict[order.ObjectId, dict[str, Any]] = {}
+        found: dict[tuple[ResourceType, order.ObjectId], dict[str, Any]] = {}
         failures: dict[tuple[ResourceType, str | None], BaseException] = {}
         for group, listed in zip(
             groups,
@@ -774,8 +795,19 @@ class Synchronizer:
                 failures[group] = listed
                 continue
             for obj in listed:
-                found[order.ObjectId.from_obj(obj)] = obj
-        return [failures.get((d.rtype, d.id.namespace)) or found.get(d.id) for d in items]
+                found[(group[0], order.ObjectId.from_obj(obj))] = obj
+        out: list[dict[str, Any] | BaseException | None] = []
+        for item in items:
+            failure = failures.get((item.rtype, item.id.namespace))
+            seen = found.get((item.rtype, item.id))
+            if failure is None and seen is None:
+                # not under our labels: gone, or someone took it over (rare: one GET)
+                try:
+                    seen = self._kube.get(item.rtype, item.id.name, item.id.namespace)
+                except (ClusterError, ClusterUnavailable) as exc:
+                    failure = exc
+            out.append(failure or seen)
+        return out
 
     # ------------------------------------------------------------------ state
 
@@ -858,13 +890,24 @@ class Synchronizer:
             counts=report.counts(),
             inventory=inventory,
         )
+        record = state_configmap(state, name=self._sync.name, namespace=self._sync.namespace)
+        if not self._namespace_ready:
+            self._ensure_state_namespace()
+        try:
+            self._kube.apply(record)
+        except ClusterError as exc:
+            if exc.status != 404:
+                raise
+            self._ensure_state_namespace()  # someone deleted sync.namespace meanwhile
+            self._kube.apply(record)
+        self._namespace_ready = True
+
+    def _ensure_state_namespace(self) -> None:
         namespace = self._sync.namespace
-        if not self._namespace_ready and self._kube.get(_NAMESPACE, namespace) is None:
+        if self._kube.get(_NAMESPACE, namespace) is None:
             self._kube.apply(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             )
-        self._kube.apply(state_configmap(state, name=self._sync.name, namespace=namespace))
-        self._namespace_ready = True
 
     # ------------------------------------------------------------------ helpers
 

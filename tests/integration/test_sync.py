@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 
-from automator.config import Settings, settings_from_mapping
+from automator.config import Settings
 from automator.sync import Synchronizer, SyncReport
-from tests.support.git import git, make_bare_repo
 from tests.support.kube import ControlPlane
+from tests.support.sync import SyncRig
+from tests.support.sync import actions as _actions
+from tests.support.sync import configmap as _configmap
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -63,20 +65,6 @@ spec:
 """
 
 
-def _configmap(name: str, value: str, annotations: Mapping[str, str] | None = None) -> str:
-    notes = ""
-    if annotations:
-        notes = "  annotations:\n" + "".join(f'    {k}: "{v}"\n' for k, v in annotations.items())
-    return f"""\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {name}
-{notes}data:
-  value: "{value}"
-"""
-
-
 def _deployment(name: str, *, replicas: int = 2, extra: str = "", deadline: int = 600) -> str:
     return f"""\
 apiVersion: apps/v1
@@ -100,60 +88,18 @@ spec:
 """
 
 
-class Rig:
+class Rig(SyncRig):
     """One config repo plus the settings of one synchronizer pointed at the test cluster."""
 
+    timeout = "90s"
+
     def __init__(self, root: Path, cluster: ControlPlane, namespace: str) -> None:
-        self.root = root
-        self.cluster = cluster
-        self.namespace = namespace
-        self.name = f"s-{uuid.uuid4().hex[:8]}"
+        super().__init__(root, cluster, namespace)
         self.group = f"t{uuid.uuid4().hex[:8]}.example.com"
-        self.bare = make_bare_repo(root / "remote", "config.git", {"README.md": b"config\n"})
-        self.work = root / "author"
-        git("clone", "-q", str(self.bare), str(self.work))
         self.extra: dict[str, Any] = {}
 
     def settings(self, **sync: Any) -> Settings:
-        return settings_from_mapping(
-            {
-                "git": {"url": self.bare.as_uri(), "branch": "main"},
-                "workdir": str(self.root / "clone"),
-                "sync": {
-                    "name": self.name,
-                    "namespace": "automator-system",
-                    "kubeconfig": str(self.cluster.kubeconfig),
-                    "paths": [{"path": "deploy", "namespace": self.namespace}],
-                    "timeout": "90s",
-                    **self.extra,
-                    **sync,
-                },
-            }
-        )
-
-    def commit(
-        self,
-        files: Mapping[str, str],
-        *,
-        remove: tuple[str, ...] = (),
-        sign_with: Path | None = None,
-        keep_tree: bool = False,
-    ) -> str:
-        """Commit and push; ``keep_tree`` adds a placeholder so the synced path survives."""
-        for rel, text in files.items():
-            path = self.work / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        for rel in remove:
-            git("rm", "-q", rel, cwd=self.work)
-        if keep_tree:
-            (self.work / "deploy").mkdir(exist_ok=True)
-            (self.work / "deploy" / "README.md").write_text("kept\n")
-        git("add", "-A", cwd=self.work)
-        sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={sign_with}"] if sign_with else []
-        git(*sign, "commit", "-q", *(["-S"] if sign_with else []), "-m", "change", cwd=self.work)
-        git("push", "-q", "origin", "HEAD:main", cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work).strip()
+        return super().settings(**{**self.extra, **sync})
 
     def sync(self, **sync: Any) -> SyncReport:
         synchronizer = Synchronizer.from_settings(self.settings(**sync))
@@ -183,13 +129,15 @@ class Rig:
         doc: dict[str, Any] = json.loads(proc.stdout)
         return doc
 
+    def patch(self, kind: str, name: str, patch: Mapping[str, Any]) -> None:
+        """Edit a live object in the test namespace by hand, with a JSON merge patch."""
+        self.cluster.kubectl(
+            "patch", kind, name, "-n", self.namespace, "--type=merge", "-p", json.dumps(patch)
+        )
+
 
 def _jsonable(settings: Settings) -> Any:
     return json.loads(settings.model_dump_json(exclude_none=True))
-
-
-def _actions(report: SyncReport) -> dict[str, str]:
-    return {c.id: c.action for c in report.changes}
 
 
 @pytest.fixture
@@ -333,16 +281,7 @@ def test_a_hand_edit_is_found_by_diff_and_corrected_by_the_next_sync(rig: Rig) -
 def test_report_mode_reports_drift_and_leaves_it(rig: Rig) -> None:
     rig.commit({"deploy/c.yaml": _configmap("c", "git")})
     assert rig.sync().ok
-    rig.cluster.kubectl(
-        "patch",
-        "configmap",
-        "c",
-        "-n",
-        rig.namespace,
-        "--type=merge",
-        "-p",
-        '{"data":{"value":"hand"}}',
-    )
+    rig.patch("configmap", "c", {"data": {"value": "hand"}})
     report = rig.sync(mode="report")
     assert _actions(report)[f"ConfigMap/{rig.namespace}/c"] == "skipped"
     assert [d.id for d in report.drift] == [f"ConfigMap/{rig.namespace}/c"]
@@ -485,16 +424,7 @@ def test_a_broken_file_is_reported_the_others_still_sync_and_nothing_is_pruned(r
 def test_report_mode_keeps_reporting_drift_on_later_syncs_and_never_recreates(rig: Rig) -> None:
     rig.commit({"deploy/c.yaml": _configmap("c", "git"), "deploy/d.yaml": _configmap("d", "git")})
     assert rig.sync().ok
-    rig.cluster.kubectl(
-        "patch",
-        "configmap",
-        "c",
-        "-n",
-        rig.namespace,
-        "--type=merge",
-        "-p",
-        '{"data":{"value":"x"}}',
-    )
+    rig.patch("configmap", "c", {"data": {"value": "x"}})
     rig.cluster.kubectl("delete", "configmap", "d", "-n", rig.namespace)
     for _ in range(2):
         report = rig.sync(mode="report")
@@ -522,9 +452,7 @@ def test_a_hand_removal_of_a_false_git_sets_is_found_and_corrected(rig: Rig) -> 
     rig.commit({"deploy/app.yaml": _deployment("tok", replicas=1, extra=no_token)})
     assert rig.sync().ok
     patch = {"spec": {"template": {"spec": {"automountServiceAccountToken": None}}}}
-    rig.cluster.kubectl(
-        "patch", "deployment", "tok", "-n", rig.namespace, "--type=merge", "-p", json.dumps(patch)
-    )
+    rig.patch("deployment", "tok", patch)
     diff = rig.cli("diff")
     assert diff.returncode == 3, diff.stdout + diff.stderr
     assert "automountServiceAccountToken" in diff.stdout
@@ -588,3 +516,66 @@ def test_a_lost_state_record_is_rebuilt_from_labels_so_removed_objects_are_still
     assert _actions(report)[f"ConfigMap/{rig.namespace}/b"] == "deleted"
     assert rig.get("configmap", "b") is None
     assert rig.get("configmap", "a") is not None
+
+
+def test_one_kind_at_two_versions_in_git_is_compared_at_each_objects_own_version(rig: Rig) -> None:
+    def hpa(name: str, api_version: str, spec: str) -> str:
+        return (
+            f"apiVersion: {api_version}\nkind: HorizontalPodAutoscaler\nmetadata:\n"
+            f"  name: {name}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment,"
+            f" name: web}}\n  minReplicas: 1\n  maxReplicas: 3\n{spec}"
+        )
+
+    rig.commit(
+        {
+            "deploy/v1.yaml": hpa("h1", "autoscaling/v1", "  targetCPUUtilizationPercentage: 70\n"),
+            "deploy/v2.yaml": hpa(
+                "h2",
+                "autoscaling/v2",
+                "  metrics:\n    - type: Resource\n      resource:\n        name: cpu\n"
+                "        target: {type: Utilization, averageUtilization: 70}\n",
+            ),
+        }
+    )
+    assert rig.sync().ok
+    again = rig.sync()
+    assert set(_actions(again).values()) == {"unchanged"}
+    assert again.drift == []
+    assert rig.cli("diff").returncode == 0
+
+
+def test_a_deleted_state_namespace_is_recreated_by_a_long_running_synchronizer(
+    rig: Rig,
+) -> None:
+    rig.extra = {"namespace": f"st-{rig.name}"}
+    rig.commit({"deploy/a.yaml": _configmap("a", "1")})
+    synchronizer = Synchronizer.from_settings(rig.settings())
+    try:
+        assert synchronizer.run().ok
+        rig.cluster.kubectl("delete", "namespace", f"st-{rig.name}", "--wait=true")
+        rig.commit({"deploy/a.yaml": _configmap("a", "2")})
+        report = synchronizer.run()
+        assert report.ok, report.message
+        assert synchronizer.status().result == "succeeded"
+    finally:
+        synchronizer.close()
+
+
+def test_an_object_paused_with_reconcile_disabled_and_removed_from_git_is_pruned_once_resumed(
+    rig: Rig,
+) -> None:
+    rig.commit({"deploy/a.yaml": _configmap("a", "1"), "deploy/b.yaml": _configmap("b", "1")})
+    assert rig.sync().ok
+    rig.cluster.kubectl(
+        "annotate", "configmap", "b", "-n", rig.namespace, "automator.gitops.io/reconcile=disabled"
+    )
+    rig.commit({}, remove=("deploy/b.yaml",))
+    paused = rig.sync()
+    assert _actions(paused)[f"ConfigMap/{rig.namespace}/b"] == "skipped"
+    assert rig.get("configmap", "b") is not None
+    rig.cluster.kubectl(
+        "annotate", "configmap", "b", "-n", rig.namespace, "automator.gitops.io/reconcile-"
+    )
+    resumed = rig.sync()
+    assert _actions(resumed)[f"ConfigMap/{rig.namespace}/b"] == "deleted"
+    assert rig.get("configmap", "b") is None

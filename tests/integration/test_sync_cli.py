@@ -12,25 +12,20 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.git import git, make_bare_repo
 from tests.support.kube import ControlPlane
 from tests.support.process import free_port, wait_until
+from tests.support.sync import SyncRig
+from tests.support.sync import configmap as _configmap
+from tests.support.sync import secret as _secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 _TIMEOUT = 180
-
-
-def _configmap(name: str, value: str) -> str:
-    return (
-        f'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: "{value}"\n'
-    )
 
 
 def _automator(config: Path) -> list[str]:
@@ -54,24 +49,15 @@ def _env(root: Path) -> dict[str, str]:
     return {**env, "XDG_CACHE_HOME": str(root / "cache")}
 
 
-class Rig:
+class Rig(SyncRig):
     """One config repo and one YAML config file for a synchronizer on the test cluster."""
-
-    def __init__(self, root: Path, cluster: ControlPlane, namespace: str) -> None:
-        self.root = root
-        self.cluster = cluster
-        self.namespace = namespace
-        self.name = f"s-{uuid.uuid4().hex[:8]}"
-        self.bare = make_bare_repo(root / "remote", "config.git", {"README.md": b"config\n"})
-        self.work = root / "author"
-        git("clone", "-q", str(self.bare), str(self.work))
 
     def config(self, **sync: str) -> Path:
         """Write the config file as a user would (YAML); ``sync`` adds keys to ``sync:``."""
         extra = "".join(f"  {key}: {json.dumps(value)}\n" for key, value in sync.items())
         path = self.root / "automator.yaml"
         path.write_text(
-            f"git: {{url: {json.dumps(self.bare.as_uri())}, branch: main}}\n"
+            f"git: {{url: {json.dumps(self.repo.url)}, branch: main}}\n"
             f"workdir: {json.dumps(str(self.root / 'clone'))}\n"
             "sync:\n"
             f"  name: {self.name}\n"
@@ -84,16 +70,6 @@ class Rig:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return _run(self.config(), *args, cwd=self.root)
-
-    def commit(self, files: Mapping[str, str]) -> str:
-        for rel, text in files.items():
-            path = self.work / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        git("add", "-A", cwd=self.work)
-        git("commit", "-q", "-m", "change", cwd=self.work)
-        git("push", "-q", "origin", "HEAD:main", cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work).strip()
 
     def path(self, resource: str, name: str) -> str:
         return f"/api/v1/namespaces/{self.namespace}/{resource}/{name}"
@@ -193,14 +169,7 @@ def test_sync_status_says_never_before_the_first_sync_and_succeeded_with_the_rev
 def test_diff_of_a_drifted_secret_names_the_key_but_never_shows_a_value(rig: Rig) -> None:
     git_value = f"git-pw-{uuid.uuid4().hex}"
     live_value = f"live-pw-{uuid.uuid4().hex}"
-    rig.commit(
-        {
-            "deploy/creds.yaml": (
-                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ntype: Opaque\n"
-                f'stringData:\n  password: "{git_value}"\n'
-            )
-        }
-    )
+    rig.commit({"deploy/creds.yaml": _secret("creds", git_value, key="password")})
     assert rig.cli("sync", "--once").returncode == 0
     encoded = base64.b64encode(live_value.encode()).decode()
     rig.cluster.kubectl(

@@ -13,8 +13,7 @@ import base64
 import gzip
 import json
 import ssl
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,18 +22,20 @@ from typing import Any
 import httpx
 import pytest
 
-from automator.config import Settings, settings_from_mapping
 from automator.gitrepo import GitRepo
 from automator.sync import Synchronizer, SyncReport
 from automator.sync.kube import Kube
 from automator.sync.order import ObjectId
 from automator.sync.state import SyncState, state_name
-from tests.support.git import git, make_bare_repo
 from tests.support.kube import ControlPlane
+from tests.support.sync import STATE_NAMESPACE as _STATE_NAMESPACE
+from tests.support.sync import SyncRig
+from tests.support.sync import actions as _actions
+from tests.support.sync import configmap as _configmap
+from tests.support.sync import secret as _secret
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
-_STATE_NAMESPACE = "automator-system"
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -106,57 +107,8 @@ def _status(code: int, request: httpx.Request) -> dict[str, Any]:
     }
 
 
-def _configmap(name: str, value: str) -> str:
-    return (
-        f'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: "{value}"\n'
-    )
-
-
-def _secret(name: str, value: str) -> str:
-    return (
-        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n"
-        f'type: Opaque\nstringData:\n  token: "{value}"\n'
-    )
-
-
-class Rig:
+class Rig(SyncRig):
     """One config repo, and synchronizers (faulty or not) pointed at the test cluster."""
-
-    def __init__(self, root: Path, cluster: ControlPlane, namespace: str) -> None:
-        self.root = root
-        self.cluster = cluster
-        self.namespace = namespace
-        self.name = f"s-{uuid.uuid4().hex[:8]}"
-        self.bare = make_bare_repo(root / "remote", "config.git", {"README.md": b"config\n"})
-        self.work = root / "author"
-        git("clone", "-q", str(self.bare), str(self.work))
-
-    def settings(self) -> Settings:
-        return settings_from_mapping(
-            {
-                "git": {"url": self.bare.as_uri(), "branch": "main"},
-                "workdir": str(self.root / "clone"),
-                "sync": {
-                    "name": self.name,
-                    "namespace": _STATE_NAMESPACE,
-                    "kubeconfig": str(self.cluster.kubeconfig),
-                    "paths": [{"path": "deploy", "namespace": self.namespace}],
-                    "timeout": "60s",
-                },
-            }
-        )
-
-    def commit(self, files: Mapping[str, str], *, remove: tuple[str, ...] = ()) -> str:
-        for rel, text in files.items():
-            path = self.work / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        for rel in remove:
-            git("rm", "-q", rel, cwd=self.work)
-        git("add", "-A", cwd=self.work)
-        git("commit", "-q", "-m", "change", cwd=self.work)
-        git("push", "-q", "origin", "HEAD:main", cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work).strip()
 
     @contextmanager
     def synchronizer(self, transport: FaultyTransport | None = None) -> Iterator[Synchronizer]:
@@ -194,10 +146,6 @@ class Rig:
 
     def cm_id(self, name: str) -> ObjectId:
         return ObjectId("", "ConfigMap", self.namespace, name)
-
-
-def _actions(report: SyncReport) -> dict[str, str]:
-    return {c.id: c.action for c in report.changes}
 
 
 def _messages(report: SyncReport) -> dict[str, str]:
