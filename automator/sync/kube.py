@@ -49,6 +49,7 @@ from automator.errors import ClusterError, ClusterUnavailable, ConfigError
 __all__ = ["FIELD_MANAGER", "Kube", "ResourceType", "api_group"]
 
 FIELD_MANAGER = "automator"
+_PAGE = 500
 _T = TypeVar("_T")
 
 
@@ -262,12 +263,15 @@ class Kube:
         def run() -> list[dict[str, Any]]:
             items: Iterator[Any] = iter(
                 self._client.list(
-                    self._class(rtype), namespace=ns, labels=dict(labels or {}), chunk_size=500
+                    self._class(rtype), namespace=ns, labels=dict(labels or {}), chunk_size=_PAGE
                 )
             )
             return [_plain(item) for item in items]
 
-        return self._call(run, what=f"{rtype.kind} ({rtype.api_version}) list")
+        found = self._call(run, what=f"{rtype.kind} ({rtype.api_version}) list")
+        with self._lock:  # lightkube pages by itself: count the pages it fetched
+            self.requests += max(0, -(-len(found) // _PAGE) - 1)
+        return found
 
     def delete(self, rtype: ResourceType, name: str, namespace: str | None = None) -> bool:
         """Delete one object (dependents in the background); False when already gone."""
