@@ -579,3 +579,28 @@ def test_an_object_paused_with_reconcile_disabled_and_removed_from_git_is_pruned
     resumed = rig.sync()
     assert _actions(resumed)[f"ConfigMap/{rig.namespace}/b"] == "deleted"
     assert rig.get("configmap", "b") is None
+
+
+def test_a_dry_run_announces_objects_that_wait_for_a_new_crd_or_namespace(rig: Rig) -> None:
+    ns = f"{rig.namespace}-dry"
+    widget = _widget(rig.group, "w", 1).replace("metadata:\n", f"metadata:\n  namespace: {ns}\n", 1)
+    rig.extra = {"paths": [{"path": "deploy"}]}
+    rig.commit(
+        {
+            "deploy/crd.yaml": _crd(rig.group),
+            "deploy/ns.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n",
+            "deploy/widget.yaml": widget,
+        }
+    )
+    synchronizer = Synchronizer.from_settings(rig.settings())
+    try:
+        report = synchronizer.run(dry_run=True)
+    finally:
+        synchronizer.close()
+    assert report.ok, report.message
+    assert report.health == "unknown"
+    assert set(_actions(report).values()) == {"created"}
+    waiting = next(c for c in report.changes if c.id == f"Widget.{rig.group}/{ns}/w")
+    assert "after its Namespace or CRD" in waiting.message
+    assert rig.get("namespace", ns, namespace="") is None
+    assert rig.get("customresourcedefinition", f"widgets.{rig.group}", namespace="") is None
