@@ -1,5 +1,7 @@
-# Automator daemon image. Build: docker build -t automator .
+# Automator image, for both daemons. Build: docker build -t automator .
 # Run:   docker run -v $PWD/automator.yaml:/etc/automator/automator.yaml automator
+#        (`automator run` by default; `... automator sync` for the synchronizer;
+#        Kubernetes manifests for both are in deploy/)
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -7,9 +9,10 @@ COPY automator ./automator
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-# git for GitPython, openssh-client for ssh:// remotes; nothing else.
+# git for GitPython; openssh-client for ssh:// remotes and SSH commit signatures (sync);
+# gnupg for OpenPGP commit signatures (sync); kubectl (Kustomize) comes from the wheel.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && apt-get install -y --no-install-recommends git openssh-client gnupg ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 automator
 COPY --from=build /wheels /wheels

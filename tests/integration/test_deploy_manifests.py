@@ -1,0 +1,55 @@
+"""The example manifests in deploy/ are what a user applies first: they must render,
+carry a configuration Automator accepts, and be accepted by a real apiserver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from automator.config import Settings, settings_from_mapping
+from automator.sync.render import render_path
+from tests.support.kube import ControlPlane
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ["deploy/synchronizer.yaml", "deploy/automator.yaml"]
+
+
+def _embedded_config(rel: str) -> Settings:
+    (configmap,) = [r.obj for r in render_path(ROOT, rel) if r.obj["kind"] == "ConfigMap"]
+    return settings_from_mapping(YAML(typ="safe").load(configmap["data"]["automator.yaml"]))
+
+
+def test_the_synchronizer_example_carries_a_valid_configuration_for_sync() -> None:
+    settings = _embedded_config("deploy/synchronizer.yaml")
+    assert settings.sync.paths[0].path == "clusters/prod"
+    assert settings.sync.listen == "0.0.0.0:8081"
+
+
+def test_the_automator_example_carries_a_valid_configuration_without_cluster_access() -> None:
+    settings = _embedded_config("deploy/automator.yaml")
+    assert settings.http.listen == "0.0.0.0:8080"
+    objs = [r.obj for r in render_path(ROOT, "deploy/automator.yaml")]
+    assert not [o for o in objs if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("rel", MANIFESTS)
+def test_the_example_is_accepted_by_a_real_apiserver(control_plane: ControlPlane, rel: str) -> None:
+    control_plane.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=test",
+        "-f",
+        "-",
+        stdin="apiVersion: v1\nkind: Namespace\nmetadata: {name: automator-system}\n",
+    )
+    done = control_plane.kubectl(
+        "apply", "--server-side", "--dry-run=server", "--field-manager=test", "-f", str(ROOT / rel)
+    )
+    assert "deployment.apps/automator" in done.stdout
+    assert "(server dry run)" in done.stdout
