@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -159,18 +160,41 @@ class Kube:
                     return rtype
         return None
 
-    def all_types(self, *, namespaced_only: bool = False) -> list[ResourceType]:
-        """Every listable kind this client can address: built-in ones, then custom.
+    def kinds(self, *, namespaced_only: bool = False) -> list[list[ResourceType]]:
+        """Every listable kind this client can address, each as its versions, the
+        preferred first (GA before beta before alpha, higher before lower).
 
-        Built-in kinds come from lightkube's models (several versions of one kind are
-        all listed, and some may not be served: callers skip 404s and dedupe by uid),
-        custom kinds from the cluster's CRDs.
+        Built-in kinds come from lightkube's models, custom kinds from the cluster's
+        CRDs. Not every version need be served: :meth:`list_served` falls back.
         """
         self._load_cluster_crds()
         found = dict.fromkeys(_builtin_types())
         with self._lock:
             found.update(dict.fromkeys(self._types.values()))
-        return [t for t in found if t.namespaced or not namespaced_only]
+        by_kind: dict[tuple[str, str], list[ResourceType]] = {}
+        for rtype in found:
+            if rtype.namespaced or not namespaced_only:
+                by_kind.setdefault((rtype.group, rtype.kind), []).append(rtype)
+        return [
+            sorted(versions, key=lambda t: _version_rank(t.version), reverse=True)
+            for _, versions in sorted(by_kind.items())
+        ]
+
+    def list_served(
+        self,
+        versions: Sequence[ResourceType],
+        *,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[ResourceType, list[dict[str, Any]]] | None:
+        """LIST one kind at its first served version; None when no version is served."""
+        for rtype in versions:
+            try:
+                return rtype, self.list(rtype, namespace=namespace, labels=labels)
+            except ClusterError as exc:
+                if exc.status not in (404, 405):
+                    raise
+        return None
 
     def resource_type(self, api_version: str, kind: str) -> ResourceType:
         """The type of ``kind`` in ``api_version``; ClusterError when nothing serves it."""
@@ -367,6 +391,18 @@ def _builtin_type(api_version: str, kind: str) -> ResourceType | None:
     namespaced = issubclass(model, lk_resource.NamespacedResource)
     res = info.resource
     return ResourceType(res.group, res.version, res.kind, info.plural, namespaced)
+
+
+_VERSION_RE = re.compile(r"v(\d+)(?:(alpha|beta)(\d+))?")
+
+
+def _version_rank(version: str) -> tuple[int, int, int]:
+    """Kubernetes' version priority: v2 > v1 > v1beta2 > v1beta1 > v1alpha1."""
+    match = _VERSION_RE.fullmatch(version)
+    if match is None:
+        return (-1, 0, 0)
+    stability = {"alpha": 0, "beta": 1, None: 2}[match.group(2)]
+    return (stability, int(match.group(1)), int(match.group(3) or 0))
 
 
 def _builtin_types() -> list[ResourceType]:

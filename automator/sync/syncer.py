@@ -694,16 +694,15 @@ class Synchronizer:
         if any(oid.namespace == namespace for oid in desired_ids):
             return "it still holds objects that are in Git"
         blockers: list[str] = []
-        types = self._kube.all_types(namespaced_only=True)
-        for rtype, items in zip(
-            types,
-            self._map(lambda t: self._kube.list(t, namespace=namespace), types),
-            strict=True,
+        kinds = self._kube.kinds(namespaced_only=True)
+        for listed in self._map(
+            lambda versions: self._kube.list_served(versions, namespace=namespace), kinds
         ):
-            if isinstance(items, ClusterError) and items.status in (404, 405):
-                continue
-            if isinstance(items, BaseException):
-                return f"cannot check what it holds ({items})"
+            if isinstance(listed, BaseException):
+                return f"cannot check what it holds ({listed})"
+            if listed is None:
+                continue  # a kind this server does not serve
+            rtype, items = listed
             for obj in items:
                 if _incidental(rtype, obj) or self._prunable(obj) is None:
                     continue
@@ -837,20 +836,21 @@ class Synchronizer:
         return replace(state, inventory=inventory), complete
 
     def _owned_objects(self) -> tuple[tuple[InventoryEntry, ...], bool]:
-        """Every live object carrying this sync's labels, by one LIST per served kind."""
+        """Every live object carrying this sync's labels, one LIST per kind (at its
+        preferred served version)."""
         selector = {LABEL_NAME: self._sync.name}
         found: dict[str, InventoryEntry] = {}
         complete = True
-        for rtype, items in zip(
-            types := self._kube.all_types(),
-            self._map(lambda t: self._kube.list(t, labels=selector), types),
-            strict=True,
+        kinds = self._kube.kinds()
+        for listed in self._map(
+            lambda versions: self._kube.list_served(versions, labels=selector), kinds
         ):
-            if isinstance(items, ClusterError) and items.status in (404, 405):
-                continue  # a kind this server does not serve
-            if isinstance(items, BaseException):
+            if isinstance(listed, BaseException):
                 complete = False
                 continue
+            if listed is None:
+                continue  # a kind this server does not serve
+            rtype, items = listed
             for obj in items:
                 uid = str((obj.get("metadata") or {}).get("uid", ""))
                 if _label(obj, LABEL_NAMESPACE) == self._sync.namespace and uid not in found:

@@ -168,3 +168,27 @@ def test_a_kubeconfig_that_is_not_yaml_is_a_config_error_naming_the_key(tmp_path
     config.write_text("clusters: [unclosed\n")
     with pytest.raises(ConfigError, match=r"sync\.kubeconfig"):
         Kube(config)
+
+
+def test_a_kind_is_listed_at_its_preferred_served_version_falling_back_on_404(
+    tmp_path: Path,
+) -> None:
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if "/v2/" in request.url.path:
+            return httpx.Response(404, text="404 page not found")
+        return httpx.Response(200, json={"kind": "HorizontalPodAutoscalerList", "items": []})
+
+    with _kube(tmp_path, handler) as kube:
+        (versions,) = [
+            v
+            for v in kube.kinds()
+            if v[0].group == "autoscaling" and v[0].kind == "HorizontalPodAutoscaler"
+        ]
+        assert [t.version for t in versions] == ["v2", "v1"]
+        listed = kube.list_served(versions)
+    assert listed is not None
+    assert listed[0].version == "v1"
+    assert [p.split("/")[3] for p in asked if "horizontalpodautoscalers" in p] == ["v2", "v1"]
