@@ -380,6 +380,7 @@ def run_sync_daemon(
     try:
         stop.wait()
     finally:
+        synchronizer.interrupt()  # a rollout wait may last sync.timeout: do not hold shutdown
         scheduler.shutdown(wait=True)
         if server is not None:
             server.shutdown()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +181,12 @@ class Synchronizer:
         # kustomization may pull remote bases that change under the same revision)
         self._rendered: tuple[str, list[_Desired], list[str]] | None = None
         self._namespace_ready = False
+        self._interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        """Cut the waits of a running sync short (shutdown): the applies already made
+        stay, the health wait ends now, and the state says so. Later syncs run normally."""
+        self._interrupted.set()
 
     @contextmanager
     def _clone_lock(self) -> Iterator[None]:
@@ -214,6 +221,7 @@ class Synchronizer:
         started = time.monotonic()
         requests_before = self._kube.requests
         report = SyncReport(dry_run=dry_run)
+        self._interrupted.clear()
         try:
             with self._clone_lock():
                 self._run(report, dry_run=dry_run)
@@ -620,7 +628,9 @@ class Synchronizer:
                         f"{crd.name} was not Established within {self._sync.timeout:g}s"
                     )
                     break
-                time.sleep(0.2)
+                if self._interrupted.wait(0.2):
+                    report.errors.append(f"stopped before {crd.name} was Established")
+                    break
 
     def _prune(
         self,
@@ -761,7 +771,12 @@ class Synchronizer:
             if time.monotonic() + _POLL > deadline:
                 break
             pending = still
-            time.sleep(_POLL)
+            if self._interrupted.wait(_POLL):
+                for item in still:
+                    verdicts[item.name] = health.Health(
+                        "progressing", "not checked further: the synchronizer was stopping"
+                    )
+                break
         failed = {k: v for k, v in verdicts.items() if v.status == "failed"}
         waiting = {k: v for k, v in verdicts.items() if v.status == "progressing"}
         for name, verdict in sorted(verdicts.items()):

@@ -64,7 +64,8 @@ class Rig(SyncRig):
             "  namespace: automator-system\n"
             f"  kubeconfig: {json.dumps(str(self.cluster.kubeconfig))}\n"
             f"  paths: [{{path: deploy, namespace: {self.namespace}}}]\n"
-            "  timeout: 60s\n" + extra
+            + ("" if "timeout" in sync else "  timeout: 60s\n")
+            + extra
         )
         return path
 
@@ -339,3 +340,52 @@ def test_an_unreadable_kubeconfig_is_exit_2_naming_sync_kubeconfig(
     assert "sync.kubeconfig" in proc.stderr
     assert str(kubeconfig) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+_STUCK = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: stuck
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      nodeSelector: {no-such-node: "true"}
+      containers: [{name: app, image: "registry.example/stuck:1.0.0"}]
+"""
+
+
+def test_sigterm_during_a_rollout_wait_stops_the_daemon_and_records_why(rig: Rig) -> None:
+    # sync.timeout is an hour and the pod can never be scheduled: only the interrupt can
+    # end this wait, and the state it records says so
+    rig.commit({"deploy/stuck.yaml": _STUCK})
+    config = rig.config(interval="1m", timeout="1h")
+    log_path = rig.root / "sync.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [*_automator(config), "--log-format", "json", "sync"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_env(rig.root),
+            cwd=rig.root,
+        )
+        try:
+            wait_until(
+                lambda: '"sync_change"' in log_path.read_text(),
+                timeout=120,
+                what="the daemon to apply the Deployment and start waiting for it",
+            )
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=120) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    status = _run(config, "sync", "--status", "--output", "json", cwd=rig.root)
+    state = json.loads(status.stdout)
+    assert state["health"] == "progressing"
+    assert "the synchronizer was stopping" in state["health_message"]
+    assert state["counts"] == {"created": 1}
