@@ -604,3 +604,20 @@ def test_a_dry_run_announces_objects_that_wait_for_a_new_crd_or_namespace(rig: R
     assert "after its Namespace or CRD" in waiting.message
     assert rig.get("namespace", ns, namespace="") is None
     assert rig.get("customresourcedefinition", f"widgets.{rig.group}", namespace="") is None
+
+
+def test_diff_lists_an_object_the_next_sync_would_prune(rig: Rig) -> None:
+    rig.commit({"deploy/a.yaml": _configmap("a", "1"), "deploy/b.yaml": _configmap("b", "1")})
+    assert rig.sync().ok
+    rig.commit({}, remove=("deploy/b.yaml",))
+    diff = rig.cli("diff")
+    assert diff.returncode == 3, diff.stdout + diff.stderr
+    assert (
+        f"ConfigMap/{rig.namespace}/b: not in Git any more; the next sync prunes it" in diff.stdout
+    )
+    as_json = json.loads(rig.cli("diff", "--output", "json").stdout)
+    assert [(d["object"], d["extra"]) for d in as_json["drift"]] == [
+        (f"ConfigMap/{rig.namespace}/b", True)
+    ]
+    assert rig.sync().ok
+    assert rig.cli("diff").returncode == 0
