@@ -388,7 +388,10 @@ class SyncSettings(_Model):
     )
     max_concurrency: int = Field(default=8, ge=1, le=64)
     listen: str | None = Field(
-        default=None, description="host:port for /healthz, /readyz and /metrics of `sync`"
+        default=None, description="host:port for /healthz, /readyz, /metrics, /hooks/git"
+    )
+    webhook_secret_env: str | None = Field(
+        default=None, description="env var holding the secret /hooks/git must prove"
     )
 
     @field_validator("name", "namespace")

@@ -11,6 +11,7 @@ the running cycle has finished, so a rollout of the daemon never cuts a commit i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -39,7 +41,14 @@ from automator.errors import ConfigError, ImageRefError
 from automator.images import ImageRef
 from automator.registry import RegistryMetrics
 from automator.sync import Synchronizer, SyncReport
-from automator.webhooks import HookError, HookRequest, RepositoryRef, authorize, parse_hook
+from automator.webhooks import (
+    HookError,
+    HookRequest,
+    RepositoryRef,
+    authorize,
+    parse_hook,
+    pushed_branch,
+)
 
 __all__ = ["DaemonState", "SyncDaemonState", "run_daemon", "run_sync_daemon"]
 
@@ -264,8 +273,15 @@ class SyncDaemonState(_Served):
 
 
 def _handler(
-    state: _Served, cycles: Cycles | None, secret: str | None
+    state: _Served,
+    cycles: Cycles | None,
+    secret: str | None,
+    git_hook: Callable[[str | None], bool] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
+    """The HTTP endpoints. ``cycles`` takes registry hooks (``automator run``);
+    ``git_hook`` takes ``/hooks/git`` with the pushed branch and says whether it started
+    a sync (``automator sync``)."""
+
     class Handler(BaseHTTPRequestHandler):
         timeout = 30  # a slow or silent client cannot hold a thread forever
 
@@ -283,10 +299,11 @@ def _handler(
 
         def do_POST(self) -> None:
             url = urlsplit(self.path)
-            if not url.path.startswith("/hooks/") or cycles is None:
+            kind = url.path.removeprefix("/hooks/").strip("/")
+            git = kind == "git" and git_hook is not None
+            if not url.path.startswith("/hooks/") or (cycles is None and not git):
                 self._reply(404, "not found\n")
                 return
-            kind = url.path.removeprefix("/hooks/").strip("/")
             raw_length = self.headers.get("Content-Length") or "0"
             if not raw_length.isdigit():
                 self._json(400, {"error": "Content-Length must be a non-negative integer"})
@@ -303,15 +320,25 @@ def _handler(
             )
             try:
                 authorize(request, secret)
+                if git and git_hook is not None:
+                    branch = pushed_branch(request)
+                    started = git_hook(branch)
+                    log.info("webhook_received", kind=kind, branch=branch, sync=started)
+                    self._json(202, {"sync": started, "branch": branch})
+                    return
                 refs = parse_hook(request)
                 for ref in refs:
                     _check_repository(ref)
             except HookError as exc:
+                if exc.status < 400:
+                    log.info("webhook_ignored", kind=kind, reason=str(exc))
+                    self._json(exc.status, {"sync": False, "reason": str(exc)})
+                    return
                 log.warning("webhook_rejected", kind=kind, status=exc.status, reason=str(exc))
                 self._json(exc.status, {"error": str(exc)})
                 return
             log.info("webhook_received", kind=kind, repositories=[str(r) for r in refs])
-            if refs:
+            if refs and cycles is not None:
                 cycles.hook(refs)
             self._json(202, {"repositories": [str(r) for r in refs]})
 
@@ -343,21 +370,20 @@ def run_sync_daemon(
     """
     stop = stop or threading.Event()
     state = SyncDaemonState()
-    server: ThreadingHTTPServer | None = None
-    if settings.sync.listen is not None:
-        host, _, port = settings.sync.listen.rpartition(":")
-        try:
-            server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(state, None, None))
-        except OSError as exc:
-            raise ConfigError(
-                f"sync.listen: cannot listen on {settings.sync.listen} ({exc.strerror or exc}); "
-                "pick a free port or an address of this machine"
-            ) from exc
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    secret = None
+    if settings.sync.webhook_secret_env is not None:
+        secret = read_secret(
+            SecretRef(env=settings.sync.webhook_secret_env), key="sync.webhook_secret"
+        )
+    # a push that arrives during a sync must not be lost: the running sync goes again
+    wanted = threading.Event()
 
     def one_sync() -> None:
-        state.record(synchronizer.run())
+        while True:
+            wanted.clear()
+            state.record(synchronizer.run())
+            if not wanted.is_set() or stop.is_set():
+                return
 
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -369,13 +395,39 @@ def run_sync_daemon(
         misfire_grace_time=None,
         next_run_time=datetime.now(UTC),
     )
+
+    def git_hook(branch: str | None) -> bool:
+        if branch is not None and branch != settings.git.branch:
+            return False
+        wanted.set()
+        with contextlib.suppress(JobLookupError):
+            scheduler.modify_job("sync", next_run_time=datetime.now(UTC))
+        return True
+
+    server: ThreadingHTTPServer | None = None
+    if settings.sync.listen is not None:
+        host, _, port = settings.sync.listen.rpartition(":")
+        handler = _handler(state, None, secret, git_hook=git_hook)
+        try:
+            server = ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
+        except OSError as exc:
+            raise ConfigError(
+                f"sync.listen: cannot listen on {settings.sync.listen} ({exc.strerror or exc}); "
+                "pick a free port or an address of this machine"
+            ) from exc
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+
     previous = _install_stop_signals(stop)
     log.info(
         "sync_daemon_started",
         interval_s=settings.sync.interval,
         mode=settings.sync.mode,
         listen=settings.sync.listen,
+        webhooks_authenticated=secret is not None,
     )
+    if server is not None and secret is None:
+        log.warning("webhooks_unauthenticated", fix="set sync.webhook_secret_env")
     scheduler.start()
     try:
         stop.wait()

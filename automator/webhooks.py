@@ -18,6 +18,12 @@ With ``http.webhook_secret_env`` set, every hook must prove it knows the secret:
 ``Authorization: Bearer <secret>`` (Distribution ``headers``, Harbor's auth header, any
 caller), ``?token=<secret>`` for services that cannot send headers (Docker Hub, Quay),
 or for ``generic`` the HMAC signature. Comparisons are constant-time.
+
+The synchronizer has one hook of its own, ``POST /hooks/git`` (a push to the config
+repository: sync now rather than at the next ``sync.interval``), authenticated the same
+ways plus the Git hosts' own schemes: GitHub/Gitea ``X-Hub-Signature-256`` (HMAC of the
+body) and GitLab ``X-Gitlab-Token``. :func:`pushed_branch` reads the branch a push
+names, so a push to another branch does not trigger a sync.
 """
 
 from __future__ import annotations
@@ -29,7 +35,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KINDS", "HookError", "HookRequest", "RepositoryRef", "authorize", "parse_hook"]
+__all__ = [
+    "KINDS",
+    "HookError",
+    "HookRequest",
+    "RepositoryRef",
+    "authorize",
+    "parse_hook",
+    "pushed_branch",
+]
 
 KINDS = ("distribution", "dockerhub", "harbor", "quay", "generic")
 
@@ -73,16 +87,40 @@ def authorize(request: HookRequest, secret: str | None) -> None:
     token = request.query.get("token")
     if token and hmac.compare_digest(token.encode(), expected):
         return
-    if request.kind == "generic":
-        signature = request.headers.get("x-signature", "")
+    signed = {"generic": ("x-signature",), "git": ("x-signature", "x-hub-signature-256")}
+    if request.kind in signed:
         digest = hmac.new(expected, request.body, hashlib.sha256).hexdigest()
-        if hmac.compare_digest(signature.encode(), f"sha256={digest}".encode()):
-            return
+        for header in signed[request.kind]:
+            signature = request.headers.get(header, "")
+            if hmac.compare_digest(signature.encode(), f"sha256={digest}".encode()):
+                return
+    gitlab = request.headers.get("x-gitlab-token", "")
+    if request.kind == "git" and gitlab and hmac.compare_digest(gitlab.encode(), expected):
+        return
     raise HookError(
         401,
         "webhook secret missing or wrong: send 'Authorization: Bearer <secret>', "
-        "'?token=<secret>', or for /hooks/generic an X-Signature HMAC",
+        "'?token=<secret>', or for /hooks/generic and /hooks/git an HMAC signature "
+        "(X-Signature, X-Hub-Signature-256) or GitLab's X-Gitlab-Token",
     )
+
+
+def pushed_branch(request: HookRequest) -> str | None:
+    """The branch a Git push hook names (``ref: refs/heads/<branch>``), or None when the
+    payload names none (then any push counts). A ping (GitHub's first delivery) or a tag
+    push is HookError(202): accepted, nothing to do."""
+    if request.headers.get("x-github-event") == "ping":
+        raise HookError(202, "ping received; pushes will trigger a sync")
+    try:
+        data = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    ref = data.get("ref") if isinstance(data, dict) else None
+    if not isinstance(ref, str):
+        return None
+    if ref.startswith("refs/tags/"):
+        raise HookError(202, f"{ref} is a tag, not a branch: nothing to sync")
+    return ref.removeprefix("refs/heads/")
 
 
 def parse_hook(request: HookRequest) -> list[RepositoryRef]:

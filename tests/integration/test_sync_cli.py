@@ -4,6 +4,8 @@ subprocess, its output and exit code, against the real test control plane."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -15,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.kube import ControlPlane
@@ -389,3 +392,55 @@ def test_sigterm_during_a_rollout_wait_stops_the_daemon_and_records_why(rig: Rig
     assert state["health"] == "progressing"
     assert "the synchronizer was stopping" in state["health_message"]
     assert state["counts"] == {"created": 1}
+
+
+def test_a_signed_git_push_hook_syncs_now_and_other_branches_or_bad_signatures_do_not(
+    rig: Rig,
+) -> None:
+    rig.commit({"deploy/a.yaml": _configmap("a", "1")})
+    port = free_port()
+    # an hour between scheduled syncs: only the hook can bring the change in
+    config = rig.config(interval="1h", listen=f"127.0.0.1:{port}", webhook_secret_env="GIT_HOOK")
+    base = f"http://127.0.0.1:{port}"
+    secret = "hook-s3cret"
+
+    def push(ref: str, *, key: str = secret) -> httpx.Response:
+        body = json.dumps({"ref": ref}).encode()
+        sig = "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+        headers = {"X-Hub-Signature-256": sig, "X-GitHub-Event": "push"}
+        return httpx.post(f"{base}/hooks/git", content=body, headers=headers, timeout=10)
+
+    log_path = rig.root / "sync.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [*_automator(config), "--log-format", "json", "sync"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**_env(rig.root), "GIT_HOOK": secret},
+            cwd=rig.root,
+        )
+        try:
+            wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
+            rig.commit({"deploy/a.yaml": _configmap("a", "2")})
+
+            assert push("refs/heads/main", key="wrong").status_code == 401
+            other = push("refs/heads/feature")
+            assert other.status_code == 202
+            assert other.json() == {"sync": False, "branch": "feature"}
+            assert rig.live("configmaps", "a")["data"] == {"value": "1"}
+
+            main = push("refs/heads/main")
+            assert main.status_code == 202
+            assert main.json() == {"sync": True, "branch": "main"}
+            wait_until(
+                lambda: rig.live("configmaps", "a")["data"] == {"value": "2"},
+                timeout=60,
+                what="the hook's sync to apply the new commit",
+            )
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert secret not in log_path.read_text()

@@ -8,7 +8,14 @@ import json
 
 import pytest
 
-from automator.webhooks import HookError, HookRequest, RepositoryRef, authorize, parse_hook
+from automator.webhooks import (
+    HookError,
+    HookRequest,
+    RepositoryRef,
+    authorize,
+    parse_hook,
+    pushed_branch,
+)
 
 
 def hook(
@@ -158,3 +165,41 @@ def test_a_hook_without_the_secret_is_401_and_the_message_never_echoes_it(
 
 def test_without_a_configured_secret_every_hook_is_accepted() -> None:
     authorize(hook("dockerhub", {}), None)
+
+
+def test_git_push_hooks_prove_the_secret_the_way_github_and_gitlab_send_it() -> None:
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    authorize(hook("git", body, {"x-hub-signature-256": sig}), SECRET)
+    authorize(hook("git", body, {"x-gitlab-token": SECRET}), SECRET)
+    authorize(hook("git", body, {"authorization": f"Bearer {SECRET}"}), SECRET)
+    for headers in ({"x-hub-signature-256": sig[:-2] + "00"}, {"x-gitlab-token": "nope"}):
+        with pytest.raises(HookError) as info:
+            authorize(hook("git", body, headers), SECRET)
+        assert info.value.status == 401
+    # the Git hosts' schemes are for /hooks/git only
+    with pytest.raises(HookError):
+        authorize(hook("dockerhub", body, {"x-gitlab-token": SECRET}), SECRET)
+
+
+@pytest.mark.parametrize(
+    ("body", "branch"),
+    [
+        pytest.param({"ref": "refs/heads/main"}, "main", id="github-gitlab-gitea"),
+        pytest.param({"ref": "refs/heads/release/1.x"}, "release/1.x", id="slashes"),
+        pytest.param({"commits": []}, None, id="no-ref"),
+        pytest.param(b"not json", None, id="not-json"),
+    ],
+)
+def test_a_push_hook_names_its_branch_or_none(body: object, branch: str | None) -> None:
+    assert pushed_branch(hook("git", body)) == branch
+
+
+def test_a_ping_or_a_tag_push_is_accepted_with_nothing_to_do() -> None:
+    for request in (
+        hook("git", {"zen": "hi"}, {"x-github-event": "ping"}),
+        hook("git", {"ref": "refs/tags/v1.0.0"}),
+    ):
+        with pytest.raises(HookError) as info:
+            pushed_branch(request)
+        assert info.value.status == 202
