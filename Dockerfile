@@ -18,10 +18,12 @@ RUN apt-get update \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER 10001
+# AUTOMATOR_HEALTH_URL: point it at sync.listen when the container runs `automator sync`
 ENV AUTOMATOR_CONFIG=/etc/automator/automator.yaml \
+    AUTOMATOR_HEALTH_URL=http://127.0.0.1:8080/healthz \
     XDG_CACHE_HOME=/home/automator/.cache \
     PYTHONUNBUFFERED=1
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz')" || exit 1
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import os,urllib.request; urllib.request.urlopen(os.environ['AUTOMATOR_HEALTH_URL'])" || exit 1
 ENTRYPOINT ["automator"]
 CMD ["run", "--log-format", "json"]

@@ -11,7 +11,6 @@ the running cycle has finished, so a rollout of the daemon never cuts a commit i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import threading
@@ -23,7 +22,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -370,20 +368,24 @@ def run_sync_daemon(
     """
     stop = stop or threading.Event()
     state = SyncDaemonState()
-    secret = None
-    if settings.sync.webhook_secret_env is not None:
-        secret = read_secret(
-            SecretRef(env=settings.sync.webhook_secret_env), key="sync.webhook_secret"
-        )
-    # a push that arrives during a sync must not be lost: the running sync goes again
+    secret = _hook_secret(settings.sync.webhook_secret_env, key="sync.webhook_secret")
+    # A push must never be lost and syncs must never overlap: every trigger (interval or
+    # hook) raises `wanted`; whoever holds `running` syncs until nobody wants more, and a
+    # trigger that finds it held leaves the work to the holder, which looks at `wanted`
+    # again only after releasing it.
     wanted = threading.Event()
+    running = threading.Lock()
 
     def one_sync() -> None:
-        while True:
-            wanted.clear()
-            state.record(synchronizer.run())
-            if not wanted.is_set() or stop.is_set():
+        wanted.set()
+        while wanted.is_set() and not stop.is_set():
+            if not running.acquire(blocking=False):
                 return
+            try:
+                wanted.clear()
+                state.record(synchronizer.run())
+            finally:
+                running.release()
 
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -400,8 +402,8 @@ def run_sync_daemon(
         if branch is not None and branch != settings.git.branch:
             return False
         wanted.set()
-        with contextlib.suppress(JobLookupError):
-            scheduler.modify_job("sync", next_run_time=datetime.now(UTC))
+        # its own job id: never skipped for the interval job's instance running
+        scheduler.add_job(one_sync, id="sync-hook", replace_existing=True, max_instances=2)
         return True
 
     server: ThreadingHTTPServer | None = None
@@ -442,6 +444,20 @@ def run_sync_daemon(
     return 0
 
 
+def _hook_secret(env: str | None, *, key: str) -> str | None:
+    """The webhook secret, read once at start; an empty one is refused (anyone can
+    compute an HMAC with an empty key)."""
+    if env is None:
+        return None
+    secret = read_secret(SecretRef(env=env), key=key)
+    if not secret:
+        raise ConfigError(
+            f"{key}_env: environment variable {env} is empty; put the secret in it, or "
+            f"remove {key}_env to accept unauthenticated hooks"
+        )
+    return secret
+
+
 def _install_stop_signals(stop: threading.Event) -> dict[int, Any]:
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("shutdown_requested", signal=signal.Signals(signum).name)
@@ -462,11 +478,7 @@ def _restore_signals(previous: dict[int, Any]) -> None:
 def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code."""
     stop = stop or threading.Event()
-    secret = None
-    if settings.http.webhook_secret_env is not None:
-        secret = read_secret(
-            SecretRef(env=settings.http.webhook_secret_env), key="http.webhook_secret"
-        )
+    secret = _hook_secret(settings.http.webhook_secret_env, key="http.webhook_secret")
     state = DaemonState()
     engine = Engine.from_settings(settings, metrics=RegistryMetrics(state.registry))
     scheduler = BackgroundScheduler(timezone="UTC")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -111,8 +112,13 @@ def pushed_branch(request: HookRequest) -> str | None:
     push is HookError(202): accepted, nothing to do."""
     if request.headers.get("x-github-event") == "ping":
         raise HookError(202, "ping received; pushes will trigger a sync")
+    body = request.body
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        # GitHub's default delivery: the JSON is the form field `payload`
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        body = (form.get("payload") or [""])[0].encode()
     try:
-        data = json.loads(request.body or b"null")
+        data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
         return None
     ref = data.get("ref") if isinstance(data, dict) else None

@@ -611,7 +611,11 @@ class Synchronizer:
                     f"{item.name}: deleted to recreate it, but it was still there after "
                     f"{self._sync.timeout:g}s (finalizers?); it is recreated on the next sync"
                 )
-            time.sleep(0.2)
+            if self._interrupted.wait(0.2):
+                raise ClusterError(
+                    f"{item.name}: deleted to recreate it when the synchronizer was stopping; "
+                    "it is recreated on the next sync"
+                )
         self._kube.apply(item.obj)
         return Change(item.name, "configured", "recreated (immutable field changed)", item.source)
 

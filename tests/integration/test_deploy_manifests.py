@@ -27,6 +27,11 @@ def test_the_synchronizer_example_carries_a_valid_configuration_for_sync() -> No
     settings = _embedded_config("deploy/synchronizer.yaml")
     assert settings.sync.paths[0].path == "clusters/prod"
     assert settings.sync.listen == "0.0.0.0:8081"
+    objs = [r.obj for r in render_path(ROOT, "deploy/synchronizer.yaml")]
+    (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    # the hook secret the config names is really handed to the process
+    assert settings.sync.webhook_secret_env in {e["name"] for e in container["env"]}
 
 
 def test_the_automator_example_carries_a_valid_configuration_without_cluster_access() -> None:

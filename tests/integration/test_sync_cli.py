@@ -444,3 +444,19 @@ def test_a_signed_git_push_hook_syncs_now_and_other_branches_or_bad_signatures_d
                 proc.kill()
                 proc.wait()
     assert secret not in log_path.read_text()
+
+
+def test_an_empty_webhook_secret_is_refused_at_start_with_exit_2(rig: Rig) -> None:
+    config = rig.config(listen=f"127.0.0.1:{free_port()}", webhook_secret_env="GIT_HOOK")
+    done = subprocess.run(
+        [*_automator(config), "sync"],
+        capture_output=True,
+        text=True,
+        env={**_env(rig.root), "GIT_HOOK": ""},
+        cwd=rig.root,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "sync.webhook_secret_env" in done.stderr
+    assert "GIT_HOOK is empty" in done.stderr

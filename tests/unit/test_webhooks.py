@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from urllib.parse import urlencode
 
 import pytest
 
@@ -203,3 +204,13 @@ def test_a_ping_or_a_tag_push_is_accepted_with_nothing_to_do() -> None:
         with pytest.raises(HookError) as info:
             pushed_branch(request)
         assert info.value.status == 202
+
+
+def test_githubs_default_form_encoded_push_still_names_its_branch() -> None:
+    payload = json.dumps({"ref": "refs/heads/feature"})
+    request = hook(
+        "git",
+        urlencode({"payload": payload}).encode(),
+        {"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert pushed_branch(request) == "feature"
