@@ -376,8 +376,7 @@ def run_sync_daemon(
     wanted = threading.Event()
     running = threading.Lock()
 
-    def one_sync() -> None:
-        wanted.set()
+    def drain() -> None:
         while wanted.is_set() and not stop.is_set():
             if not running.acquire(blocking=False):
                 return
@@ -386,6 +385,10 @@ def run_sync_daemon(
                 state.record(synchronizer.run())
             finally:
                 running.release()
+
+    def one_sync() -> None:
+        wanted.set()
+        drain()
 
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -403,7 +406,7 @@ def run_sync_daemon(
             return False
         wanted.set()
         # its own job id: never skipped for the interval job's instance running
-        scheduler.add_job(one_sync, id="sync-hook", replace_existing=True, max_instances=2)
+        scheduler.add_job(drain, id="sync-hook", replace_existing=True, max_instances=2)
         return True
 
     server: ThreadingHTTPServer | None = None
