@@ -14,6 +14,8 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,27 @@ def _run(config: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str
         check=False,
         timeout=_TIMEOUT,
     )
+
+
+@contextmanager
+def _sync_daemon(
+    config: Path, log_path: Path, *, env: dict[str, str], cwd: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`automator sync` as a daemon, logging JSON to ``log_path``; killed if still running."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [*_automator(config), "--log-format", "json", "sync"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -248,46 +271,34 @@ def test_the_sync_daemon_serves_health_and_metrics_follows_git_and_stops_on_sigt
     config = rig.config(interval="1s", listen=f"127.0.0.1:{port}")
     log_path = rig.root / "sync.log"
     base = f"http://127.0.0.1:{port}"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [*_automator(config), "--log-format", "json", "sync"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_env(rig.root),
-            cwd=rig.root,
+    with _sync_daemon(config, log_path, env=_env(rig.root), cwd=rig.root) as proc:
+        wait_until(lambda: _get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz")
+        wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
+        first = _metrics(base)
+        for action in _ACTIONS:
+            assert f'automator_sync_objects{{action="{action}"}}' in first
+        # Whatever sync the gauges describe, they account for both objects.
+        assert sum(first[f'automator_sync_objects{{action="{a}"}}'] for a in _ACTIONS) == 2
+        assert first['automator_sync_objects{action="failed"}'] == 0
+        assert first['automator_syncs_total{result="succeeded"}'] >= 1
+        assert first["automator_sync_api_requests_total"] > 0
+        assert rig.live("configmaps", "a")["data"] == {"value": "1"}
+
+        def steady() -> bool:
+            return _metrics(base).get('automator_sync_objects{action="unchanged"}') == 2
+
+        wait_until(steady, timeout=60, what="a resync that finds nothing to change")
+        assert _metrics(base)["automator_sync_healthy"] == 1
+
+        rig.commit({"deploy/a.yaml": _configmap("a", "2")})
+        wait_until(
+            lambda: rig.live("configmaps", "a")["data"] == {"value": "2"},
+            timeout=60,
+            what="the daemon to apply the new commit",
         )
-        try:
-            wait_until(lambda: _get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz")
-            wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
-            first = _metrics(base)
-            for action in _ACTIONS:
-                assert f'automator_sync_objects{{action="{action}"}}' in first
-            # Whatever sync the gauges describe, they account for both objects.
-            assert sum(first[f'automator_sync_objects{{action="{a}"}}'] for a in _ACTIONS) == 2
-            assert first['automator_sync_objects{action="failed"}'] == 0
-            assert first['automator_syncs_total{result="succeeded"}'] >= 1
-            assert first["automator_sync_api_requests_total"] > 0
-            assert rig.live("configmaps", "a")["data"] == {"value": "1"}
 
-            def steady() -> bool:
-                return _metrics(base).get('automator_sync_objects{action="unchanged"}') == 2
-
-            wait_until(steady, timeout=60, what="a resync that finds nothing to change")
-            assert _metrics(base)["automator_sync_healthy"] == 1
-
-            rig.commit({"deploy/a.yaml": _configmap("a", "2")})
-            wait_until(
-                lambda: rig.live("configmaps", "a")["data"] == {"value": "2"},
-                timeout=60,
-                what="the daemon to apply the new commit",
-            )
-
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
     events = [json.loads(line).get("event") for line in log_path.read_text().splitlines()]
     assert "sync_daemon_started" in events
     assert "shutdown_requested" in events
@@ -367,26 +378,14 @@ def test_sigterm_during_a_rollout_wait_stops_the_daemon_and_records_why(rig: Rig
     rig.commit({"deploy/stuck.yaml": _STUCK})
     config = rig.config(interval="1m", timeout="1h")
     log_path = rig.root / "sync.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [*_automator(config), "--log-format", "json", "sync"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_env(rig.root),
-            cwd=rig.root,
+    with _sync_daemon(config, log_path, env=_env(rig.root), cwd=rig.root) as proc:
+        wait_until(
+            lambda: '"sync_change"' in log_path.read_text(),
+            timeout=120,
+            what="the daemon to apply the Deployment and start waiting for it",
         )
-        try:
-            wait_until(
-                lambda: '"sync_change"' in log_path.read_text(),
-                timeout=120,
-                what="the daemon to apply the Deployment and start waiting for it",
-            )
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=120) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
     status = _run(config, "sync", "--status", "--output", "json", cwd=rig.root)
     state = json.loads(status.stdout)
     assert state["health"] == "progressing"
@@ -411,38 +410,28 @@ def test_a_signed_git_push_hook_syncs_now_and_other_branches_or_bad_signatures_d
         return httpx.post(f"{base}/hooks/git", content=body, headers=headers, timeout=10)
 
     log_path = rig.root / "sync.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [*_automator(config), "--log-format", "json", "sync"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**_env(rig.root), "GIT_HOOK": secret},
-            cwd=rig.root,
+    with _sync_daemon(
+        config, log_path, env={**_env(rig.root), "GIT_HOOK": secret}, cwd=rig.root
+    ) as proc:
+        wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
+        rig.commit({"deploy/a.yaml": _configmap("a", "2")})
+
+        assert push("refs/heads/main", key="wrong").status_code == 401
+        other = push("refs/heads/feature")
+        assert other.status_code == 202
+        assert other.json() == {"sync": False, "branch": "feature"}
+        assert rig.live("configmaps", "a")["data"] == {"value": "1"}
+
+        main = push("refs/heads/main")
+        assert main.status_code == 202
+        assert main.json() == {"sync": True, "branch": "main"}
+        wait_until(
+            lambda: rig.live("configmaps", "a")["data"] == {"value": "2"},
+            timeout=60,
+            what="the hook's sync to apply the new commit",
         )
-        try:
-            wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
-            rig.commit({"deploy/a.yaml": _configmap("a", "2")})
-
-            assert push("refs/heads/main", key="wrong").status_code == 401
-            other = push("refs/heads/feature")
-            assert other.status_code == 202
-            assert other.json() == {"sync": False, "branch": "feature"}
-            assert rig.live("configmaps", "a")["data"] == {"value": "1"}
-
-            main = push("refs/heads/main")
-            assert main.status_code == 202
-            assert main.json() == {"sync": True, "branch": "main"}
-            wait_until(
-                lambda: rig.live("configmaps", "a")["data"] == {"value": "2"},
-                timeout=60,
-                what="the hook's sync to apply the new commit",
-            )
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
     assert secret not in log_path.read_text()
 
 
