@@ -21,6 +21,7 @@ failure, 429 or 5xx is :class:`~automator.errors.ClusterUnavailable` (transient)
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import re
@@ -387,9 +388,14 @@ def _builtin_type(api_version: str, kind: str) -> ResourceType | None:
         return None
     if model is None or issubclass(model, (GenericGlobalResource, GenericNamespacedResource)):
         return None
+    return _model_type(model)
+
+
+def _model_type(model: type[Any]) -> ResourceType:
+    """The type one of lightkube's model classes addresses."""
     info = lk_resource.api_info(model)
-    namespaced = issubclass(model, lk_resource.NamespacedResource)
     res = info.resource
+    namespaced = issubclass(model, lk_resource.NamespacedResource)
     return ResourceType(res.group, res.version, res.kind, info.plural, namespaced)
 
 
@@ -405,10 +411,9 @@ def _version_rank(version: str) -> tuple[int, int, int]:
     return (stability, int(match.group(1)), int(match.group(3) or 0))
 
 
-def _builtin_types() -> list[ResourceType]:
+@functools.cache
+def _builtin_types() -> tuple[ResourceType, ...]:
     """Every listable kind in lightkube's models (computed once)."""
-    if _BUILTIN_TYPES:
-        return list(_BUILTIN_TYPES)
     found: set[ResourceType] = set()
     for module_info in pkgutil.iter_modules(lightkube.resources.__path__):
         module = importlib.import_module(f"lightkube.resources.{module_info.name}")
@@ -418,14 +423,8 @@ def _builtin_types() -> list[ResourceType]:
             info = getattr(value, "_api_info", None)
             if info is None or info.action or info.parent or "list" not in (info.verbs or ()):
                 continue
-            namespaced = issubclass(value, lk_resource.NamespacedResource)
-            res = info.resource
-            found.add(ResourceType(res.group, res.version, res.kind, info.plural, namespaced))
-    _BUILTIN_TYPES.extend(sorted(found, key=str))
-    return list(_BUILTIN_TYPES)
-
-
-_BUILTIN_TYPES: list[ResourceType] = []
+            found.add(_model_type(value))
+    return tuple(sorted(found, key=str))
 
 
 class _Shared(httpx.BaseTransport):

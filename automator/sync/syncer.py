@@ -177,9 +177,9 @@ class Synchronizer:
         self._kube = kube
         self._source = source
         self._labels = {LABEL_NAME: self._sync.name, LABEL_NAMESPACE: self._sync.namespace}
-        # the last render, reused while the revision is the same (plain YAML only: a
-        # kustomization may pull remote bases that change under the same revision)
-        self._rendered: tuple[str, list[_Desired], list[str]] | None = None
+        # the last clean render and its revision, reused while the revision is the same
+        # (plain YAML only: a kustomization may pull remote bases that change under it)
+        self._rendered: tuple[str, list[_Desired]] | None = None
         self._namespace_ready = False
         self._interrupted = threading.Event()
 
@@ -362,9 +362,7 @@ class Synchronizer:
         elif report.health in ("failed", "progressing"):
             report.result = "failed"
             report.message = report.health_message
-        applied = not report.errors and not any(
-            c.action == "failed" and c.id in {d.name for d in desired} for c in report.changes
-        )
+        applied = not report.errors and "failed" not in actions.values()
         self._record(report, previous, tuple(inventory), applied=applied)
 
     def _apply_all(
@@ -445,11 +443,11 @@ class Synchronizer:
         unchanged re-sync otherwise). Kustomize output and failed renders are redone.
         """
         if self._rendered is not None and self._rendered[0] == revision:
-            return list(self._rendered[1]), list(self._rendered[2])
+            return list(self._rendered[1]), []
         desired, errors = self._render_now()
         if not errors and not any(d.source.endswith("(kustomize)") for d in desired):
-            self._rendered = (revision, desired, errors)
-        return list(desired), list(errors)
+            self._rendered = (revision, desired)
+        return list(desired), errors
 
     def _render_now(self) -> tuple[list[_Desired], list[str]]:
         root = self._source.path
