@@ -411,17 +411,8 @@ def run_sync_daemon(
 
     server: ThreadingHTTPServer | None = None
     if settings.sync.listen is not None:
-        host, _, port = settings.sync.listen.rpartition(":")
         handler = _handler(state, None, secret, git_hook=git_hook)
-        try:
-            server = ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
-        except OSError as exc:
-            raise ConfigError(
-                f"sync.listen: cannot listen on {settings.sync.listen} ({exc.strerror or exc}); "
-                "pick a free port or an address of this machine"
-            ) from exc
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        server = _serve(settings.sync.listen, handler, key="sync.listen")
 
     previous = _install_stop_signals(stop)
     log.info(
@@ -445,6 +436,22 @@ def run_sync_daemon(
         _restore_signals(previous)
         log.info("sync_daemon_stopped")
     return 0
+
+
+def _serve(listen: str, handler: type[BaseHTTPRequestHandler], *, key: str) -> ThreadingHTTPServer:
+    """Bind ``listen`` (host:port) and serve ``handler`` on a daemon thread; ConfigError
+    naming ``key`` when the address cannot be bound."""
+    host, _, port = listen.rpartition(":")
+    try:
+        server = ThreadingHTTPServer((host.strip("[]"), int(port)), handler)
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: cannot listen on {listen} ({exc.strerror or exc}); "
+            "pick a free port or an address of this machine"
+        ) from exc
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    return server
 
 
 def _hook_secret(env: str | None, *, key: str) -> str | None:
@@ -487,18 +494,11 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
     scheduler = BackgroundScheduler(timezone="UTC")
     cycles = Cycles(engine, state, scheduler, settings.batch_window)
 
-    host, _, port = settings.http.listen.rpartition(":")
     try:
-        server = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(state, cycles, secret))
-    except OSError as exc:
+        server = _serve(settings.http.listen, _handler(state, cycles, secret), key="http.listen")
+    except ConfigError:
         engine.close()
-        raise ConfigError(
-            f"http.listen: cannot listen on {settings.http.listen} ({exc.strerror or exc}); "
-            "pick a free port or an address of this machine"
-        ) from exc
-    server.daemon_threads = True
-    http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    http_thread.start()
+        raise
 
     scheduler.add_job(
         cycles.full,
