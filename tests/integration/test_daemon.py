@@ -6,15 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.support.git import git, make_bare_repo
-from tests.support.process import free_port, wait_until
+from tests.support.process import free_port, http_get, wait_until
 from tests.support.push import push_image
 from tests.support.registry import RegistryServer
 
@@ -35,14 +33,6 @@ spec:
         - name: api
           image: {image}:1.0.0
 """
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def test_the_daemon_updates_on_its_interval_reports_health_and_exits_on_sigterm(
@@ -72,20 +62,20 @@ def test_the_daemon_updates_on_its_interval_reports_health_and_exits_on_sigterm(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz")
+        wait_until(lambda: http_get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz")
 
         def shows(tag: str) -> bool:
             return f":{tag}" in git("show", "main:api.yaml", cwd=bare)
 
         wait_until(lambda: shows("1.1.0"), timeout=60, what="the first automated commit")
         # Ready once the cycle that pushed has also finished its bookkeeping.
-        wait_until(lambda: get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
+        wait_until(lambda: http_get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
 
         push_image(registry.url, repo, ["1.2.0"])
         wait_until(lambda: shows("1.2.0"), timeout=60, what="a later cycle to pick up 1.2.0")
 
         def metric_values() -> dict[str, float]:
-            status, text = get(f"{base}/metrics")
+            status, text = http_get(f"{base}/metrics")
             assert status == 200
             return {
                 line.split()[0]: float(line.split()[1])
@@ -109,7 +99,7 @@ def test_the_daemon_updates_on_its_interval_reports_health_and_exits_on_sigterm(
             if k.startswith("automator_registry_requests_total{") and 'status="200"' in k
         ]
         assert sum(listed) >= 2  # at least one tags/list per cycle, counted by the client
-        assert get(f"{base}/nope")[0] == 404
+        assert http_get(f"{base}/nope")[0] == 404
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0

@@ -11,8 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support.kube import ControlPlane
-from tests.support.process import free_port, wait_until
+from tests.support.process import free_port, http_get, wait_until
 from tests.support.sync import SyncRig
 from tests.support.sync import configmap as _configmap
 from tests.support.sync import secret as _secret
@@ -242,16 +240,8 @@ def test_diff_of_a_drifted_secret_names_the_key_but_never_shows_a_value(rig: Rig
     assert live == git_value
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return int(resp.status), resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def _metrics(base: str) -> dict[str, float]:
-    status, text = _get(f"{base}/metrics")
+    status, text = http_get(f"{base}/metrics")
     assert status == 200
     return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -272,8 +262,8 @@ def test_the_sync_daemon_serves_health_and_metrics_follows_git_and_stops_on_sigt
     log_path = rig.root / "sync.log"
     base = f"http://127.0.0.1:{port}"
     with _sync_daemon(config, log_path, env=_env(rig.root), cwd=rig.root) as proc:
-        wait_until(lambda: _get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz")
-        wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
+        wait_until(lambda: http_get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz")
+        wait_until(lambda: http_get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
         first = _metrics(base)
         for action in _ACTIONS:
             assert f'automator_sync_objects{{action="{action}"}}' in first
@@ -413,7 +403,7 @@ def test_a_signed_git_push_hook_syncs_now_and_other_branches_or_bad_signatures_d
     with _sync_daemon(
         config, log_path, env={**_env(rig.root), "GIT_HOOK": secret}, cwd=rig.root
     ) as proc:
-        wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
+        wait_until(lambda: http_get(f"{base}/readyz")[0] == 200, timeout=60, what="/readyz")
         rig.commit({"deploy/a.yaml": _configmap("a", "2")})
 
         assert push("refs/heads/main", key="wrong").status_code == 401

@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +41,15 @@ def wait_until(
             pass
         time.sleep(0.05)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET, 4xx/5xx included (urllib raises on those)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
