@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the demo and the test suite need on a fresh Debian machine:
-# the real servers the integration tests drive (docker-registry, htpasswd, sshd, git), a Go
-# toolchain when the Kubernetes test control plane still has to be built, then a virtualenv
-# with the package and its dev tools. Idempotent and quiet when done.
+# the real servers the integration tests drive (docker-registry, htpasswd, sshd, git),
+# dockerd and debootstrap for the container test, a Go toolchain when the Kubernetes test
+# control plane still has to be built, then a virtualenv with the package and its dev
+# tools. Idempotent and quiet when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v gpg >/dev/null 2>&1 || need_apt+=(gnupg)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+# The container test (tests/integration/test_container.py): a private dockerd builds the
+# Dockerfile on a Debian base that debootstrap makes (no image can be pulled).
+[ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+[ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""
