@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -188,11 +189,14 @@ def test_a_cycle_signs_its_commit_with_an_ssh_key_that_git_and_the_synchronizer_
         monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
         signing["passphrase_env"] = PASSPHRASE_ENV
     world = make_world(tmp_path, registry, git_daemon, signing)
+    leftovers = set(Path(tempfile.gettempdir()).glob("automator-sign-*"))
 
     result, logs = world.run_cycle()
 
     assert result.ok, result.failures
     assert result.commit is not None
+    # The private directory with the passphrase and the askpass helper is gone.
+    assert set(Path(tempfile.gettempdir()).glob("automator-sign-*")) <= leftovers
     clone = world.clone()
     assert git("rev-parse", "HEAD", cwd=clone).strip() == result.commit
     verified = subprocess.run(
@@ -268,7 +272,7 @@ def test_a_cycle_signs_its_commit_with_an_openpgp_key_that_git_and_the_synchroni
         "passphrase_file": str(passphrase_file),
     }
     world = make_world(tmp_path, registry, git_daemon, signing)
-    leftovers = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("automator-sign-*"))
+    leftovers = set(Path(tempfile.gettempdir()).glob("automator-sign-*"))
 
     result, logs = world.run_cycle()
 
@@ -296,7 +300,7 @@ def test_a_cycle_signs_its_commit_with_an_openpgp_key_that_git_and_the_synchroni
     assert signer == f"Automator <{AUTHOR['email']}>"
     assert_no_canary(result, logs)
     # The throwaway GnuPG home (with the passphrase file) is gone, and ~/.gnupg untouched.
-    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("automator-sign-*")) <= leftovers
+    assert set(Path(tempfile.gettempdir()).glob("automator-sign-*")) <= leftovers
 
 
 def test_a_wrong_openpgp_passphrase_fails_the_cycle_and_leaves_the_remote_unchanged(
