@@ -191,10 +191,8 @@ class GitRepo:
         with contextlib.ExitStack() as stack:
             message_file = stack.enter_context(self._scratch("message", message))
             signing = self._settings.signing
-            args, commit_env = (
-                ["commit", "--no-gpg-sign"],
-                GitEnv({**env.env, **identity}, env.secrets),
-            )
+            args = ["commit", "--no-gpg-sign"]
+            commit_env = GitEnv({**env.env, **identity}, env.secrets)
             if signing is not None:
                 # -c settings and -S only for this command: nothing lands in .git/config.
                 sign = stack.enter_context(signing_setup(signing, timeout=self._timeout))
@@ -212,7 +210,13 @@ class GitRepo:
                 log.error("git_commit_signing_failed", error=str(error), format=signing.format)
                 raise error from exc
         sha = self._rev_parse("HEAD", env)
-        log.info("git_commit", sha=sha, files=len(paths), branch=self._settings.branch)
+        log.info(
+            "git_commit",
+            sha=sha,
+            files=len(paths),
+            branch=self._settings.branch,
+            signed=signing.format if signing is not None else None,
+        )
         return sha
 
     @contextlib.contextmanager
