@@ -135,6 +135,9 @@ class GitRepo:
         head = self._rev_parse("HEAD", env)
         self._push_branch_foreign = None
         if switch and self._push_branch_tip is not None:
+            # What fetch got, not what ls-remote saw a moment earlier: a push in between
+            # must be judged (and leased on) as the commit it is.
+            self._push_branch_tip = self._rev_parse(f"refs/remotes/{_REMOTE}/{push_branch}", env)
             self._push_branch_foreign = self._foreign_reason(self._push_branch_tip, env)
         log.info(
             "git_fetch",

@@ -159,6 +159,17 @@ def make_world(
     return World(settings, bare, image, tmp_path)
 
 
+def _command_lines() -> list[str]:
+    """Every process's command line (to look for a leftover gpg-agent)."""
+    lines = []
+    for proc in Path("/proc").iterdir():
+        try:
+            lines.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return lines
+
+
 def assert_no_canary(result: CycleResult, logs: list[MutableMapping[str, Any]]) -> None:
     assert PASSPHRASE not in repr(logs)
     assert all(PASSPHRASE not in f.message for f in result.failures)
@@ -299,7 +310,9 @@ def test_a_cycle_signs_its_commit_with_an_openpgp_key_that_git_and_the_synchroni
     signer = own_verification(world, keyring_file=key.public)
     assert signer == f"Automator <{AUTHOR['email']}>"
     assert_no_canary(result, logs)
-    # The throwaway GnuPG home (with the passphrase file) is gone, and ~/.gnupg untouched.
+    # No gpg-agent of ours is left running (killed by gpgconf; gpg-agent would also quit
+    # once its home is removed), and the throwaway home with the passphrase file is gone.
+    assert not [cmd for cmd in _command_lines() if "automator-sign-" in cmd]
     assert set(Path(tempfile.gettempdir()).glob("automator-sign-*")) <= leftovers
 
 
