@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,19 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+@pytest.fixture
+def own_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary directory of this test's own for the signer's private directories.
+
+    Short (under /tmp): gpg-agent's socket lives in the GnuPG home, and socket paths are
+    limited to ~100 bytes. Own: parallel tests must not see each other's directories.
+    """
+    root = Path(tempfile.mkdtemp(prefix="st-", dir="/tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @dataclass
 class World:
     settings: Settings
@@ -192,6 +205,7 @@ def test_a_cycle_signs_its_commit_with_an_ssh_key_that_git_and_the_synchronizer_
     git_daemon: GitDaemon,
     keys: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
+    own_tmp: Path,
     which: str,
 ) -> None:
     key: SshKey = keys[which]
@@ -200,14 +214,13 @@ def test_a_cycle_signs_its_commit_with_an_ssh_key_that_git_and_the_synchronizer_
         monkeypatch.setenv(PASSPHRASE_ENV, PASSPHRASE)
         signing["passphrase_env"] = PASSPHRASE_ENV
     world = make_world(tmp_path, registry, git_daemon, signing)
-    leftovers = set(Path(tempfile.gettempdir()).glob("automator-sign-*"))
 
     result, logs = world.run_cycle()
 
     assert result.ok, result.failures
     assert result.commit is not None
     # The private directory with the passphrase and the askpass helper is gone.
-    assert set(Path(tempfile.gettempdir()).glob("automator-sign-*")) <= leftovers
+    assert list(own_tmp.iterdir()) == []
     clone = world.clone()
     assert git("rev-parse", "HEAD", cwd=clone).strip() == result.commit
     verified = subprocess.run(
@@ -272,7 +285,11 @@ def test_an_ssh_key_with_a_passphrase_but_none_configured_fails_instead_of_promp
 
 
 def test_a_cycle_signs_its_commit_with_an_openpgp_key_that_git_and_the_synchronizer_accept(
-    tmp_path: Path, registry: RegistryServer, git_daemon: GitDaemon, keys: dict[str, Any]
+    tmp_path: Path,
+    registry: RegistryServer,
+    git_daemon: GitDaemon,
+    keys: dict[str, Any],
+    own_tmp: Path,
 ) -> None:
     key: GpgKey = keys["openpgp"]
     passphrase_file = tmp_path / "passphrase"
@@ -283,7 +300,6 @@ def test_a_cycle_signs_its_commit_with_an_openpgp_key_that_git_and_the_synchroni
         "passphrase_file": str(passphrase_file),
     }
     world = make_world(tmp_path, registry, git_daemon, signing)
-    leftovers = set(Path(tempfile.gettempdir()).glob("automator-sign-*"))
 
     result, logs = world.run_cycle()
 
@@ -313,7 +329,7 @@ def test_a_cycle_signs_its_commit_with_an_openpgp_key_that_git_and_the_synchroni
     # No gpg-agent of ours is left running (killed by gpgconf; gpg-agent would also quit
     # once its home is removed), and the throwaway home with the passphrase file is gone.
     assert not [cmd for cmd in _command_lines() if "automator-sign-" in cmd]
-    assert set(Path(tempfile.gettempdir()).glob("automator-sign-*")) <= leftovers
+    assert list(own_tmp.iterdir()) == []
 
 
 def test_a_wrong_openpgp_passphrase_fails_the_cycle_and_leaves_the_remote_unchanged(
