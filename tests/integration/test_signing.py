@@ -392,3 +392,48 @@ def test_an_unreadable_signing_key_stops_the_cli_at_start_with_exit_2(tmp_path: 
     assert proc.returncode == 2, proc.stderr
     assert "git.signing.key_file" in proc.stderr
     assert "missing-key" in proc.stderr
+
+
+def test_the_cli_reports_a_wrong_passphrase_without_ever_printing_it(
+    tmp_path: Path, registry: RegistryServer, git_daemon: GitDaemon, keys: dict[str, Any]
+) -> None:
+    signing = {
+        "format": "ssh",
+        "key_file": str(keys["ssh-passphrase"].private),
+        "passphrase_env": PASSPHRASE_ENV,
+    }
+    world = make_world(tmp_path, registry, git_daemon, signing)
+    before = git("rev-parse", "main", cwd=world.bare).strip()
+    config = tmp_path / "automator.yaml"
+    config.write_text(
+        "git:\n"
+        f"  url: {world.settings.git.url}\n"
+        f"  author: {{name: {AUTHOR['name']}, email: {AUTHOR['email']}}}\n"
+        f"  signing: {{format: ssh, key_file: {signing['key_file']}, "
+        f"passphrase_env: {PASSPHRASE_ENV}}}\n"
+        f"registries: [{{host: '{registry.host}', url: '{registry.url}'}}]\n"
+        f"workdir: {tmp_path / 'cli-work'}\n"
+    )
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "automator",
+            "--config",
+            str(config),
+            "--log-format",
+            "json",
+            "once",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, PASSPHRASE_ENV: "wrong-" + PASSPHRASE},
+        timeout=300,
+        check=False,
+    )
+
+    assert proc.returncode == 1, proc.stderr
+    assert "git.signing" in proc.stdout + proc.stderr
+    assert PASSPHRASE not in proc.stdout + proc.stderr
+    assert git("rev-parse", "main", cwd=world.bare).strip() == before
