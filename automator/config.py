@@ -43,6 +43,7 @@ __all__ = [
     "RegistrySettings",
     "SecretRef",
     "Settings",
+    "Signing",
     "SyncPath",
     "SyncSettings",
     "SyncVerify",
@@ -107,6 +108,32 @@ class SecretRef(_Model):
     file: Path | None = None
 
 
+class Signing(_Model):
+    """How automation commits are signed (``git.signing``); see gitrepo._sign for the how.
+
+    ``key_file`` is an SSH private key (``format: ssh``) or an armored OpenPGP secret key
+    (``format: openpgp``, from ``gpg --export-secret-keys --armor KEYID``). The passphrase,
+    when the key has one, comes from ``passphrase_env`` or ``passphrase_file``, never inline.
+    """
+
+    format: Literal["ssh", "openpgp"]
+    key_file: Path
+    passphrase_env: str | None = None
+    passphrase_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_passphrase(self) -> Signing:
+        if self.passphrase_env is not None and self.passphrase_file is not None:
+            raise ValueError(
+                "set git.signing.passphrase_env or git.signing.passphrase_file, not both"
+            )
+        return self
+
+    @property
+    def passphrase(self) -> SecretRef:
+        return SecretRef(env=self.passphrase_env, file=self.passphrase_file)
+
+
 class GitSettings(_Model):
     """The config repository: where to read manifests and push commits."""
 
@@ -120,6 +147,21 @@ class GitSettings(_Model):
     password_file: Path | None = None
     ssh_key_file: Path | None = None
     known_hosts_file: Path | None = None
+    signing: Signing | None = None
+    push_options: tuple[str, ...] = Field(
+        default=(), description="passed as `git push -o OPTION`, one per entry"
+    )
+
+    @field_validator("push_options")
+    @classmethod
+    def _check_push_options(cls, options: tuple[str, ...]) -> tuple[str, ...]:
+        for option in options:
+            if not option.strip() or any(c in option for c in "\n\r\0"):
+                raise ValueError(
+                    f"{option!r} is not a push option: write one non-empty line per entry, "
+                    "e.g. merge_request.create"
+                )
+        return options
 
     @field_validator("url")
     @classmethod
@@ -511,6 +553,20 @@ def read_secret(ref: SecretRef, *, key: str) -> str | None:
     return None
 
 
+def _check_signing_key(signing: Signing) -> None:
+    """The signing key file must be readable and its passphrase available before a cycle."""
+    read_secret(signing.passphrase, key="git.signing.passphrase")
+    path = signing.key_file.expanduser()
+    try:
+        with path.open("rb") as key:
+            key.read(1)
+    except OSError as exc:
+        raise ConfigError(
+            f"git.signing.key_file: cannot read {path} ({exc.strerror}); fix the path or "
+            "the file's permissions (the automator's user must be able to read it)"
+        ) from exc
+
+
 def load_settings(path: Path) -> Settings:
     """Read, parse and validate the configuration file; ConfigError on any problem."""
     try:
@@ -578,5 +634,7 @@ def _describe(err: Any) -> str:
 def _check_secrets(settings: Settings) -> None:
     """Fail at start, not mid-cycle, when a referenced secret is missing."""
     read_secret(settings.git.password, key="git.password")
+    if settings.git.signing is not None:
+        _check_signing_key(settings.git.signing)
     for i, reg in enumerate(settings.registries):
         read_secret(reg.password, key=f"registries[{i}].password")

@@ -2,9 +2,11 @@
 
 :class:`GitRepo` keeps one working clone an exact copy of the remote branch
 (:meth:`~GitRepo.sync`), commits exactly the files it is given as the configured author
-and committer (:meth:`~GitRepo.commit`), pushes with race detection
+and committer, signed with ``git.signing`` when configured (:meth:`~GitRepo.commit`, see
+``_sign``), pushes with race detection
 (:meth:`~GitRepo.push` raises :class:`~automator.errors.PushRejected` when someone else
-pushed first), reads the audit trail back (:meth:`~GitRepo.log`) and checks who signed
+pushed first; a push branch holding a person's commit is never overwritten), reads the
+audit trail back (:meth:`~GitRepo.log`) and checks who signed
 a commit before the synchronizer applies it (:meth:`~GitRepo.verify_commit` returns a
 :class:`Signature` or raises :class:`~automator.errors.SignatureError`).
 

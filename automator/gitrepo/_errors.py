@@ -63,6 +63,7 @@ _RACE = re.compile(
     r"failed to update ref|cannot lock ref|incorrect old value provided",
     re.IGNORECASE,
 )
+_NO_PUSH_OPTIONS = re.compile(r"does not support push options", re.IGNORECASE)
 _REMOTE_REFUSED = re.compile(r"\[remote rejected\][^\n]*|pre-receive hook declined", re.IGNORECASE)
 
 
@@ -100,6 +101,12 @@ def classify(failure: GitFailure) -> AutomatorError:
         return PushRejected(
             f"push to {remote} was rejected: branch {failure.branch} moved on the remote "
             "(someone else pushed first); will fetch, re-apply and retry"
+        )
+    if op == "push" and _NO_PUSH_OPTIONS.search(out):
+        return GitError(
+            f"push to {remote} failed: the server does not accept push options; remove "
+            "git.push_options or enable them on the server (git: "
+            "receive.advertisePushOptions=true)"
         )
     if op == "push" and (match := _REMOTE_REFUSED.search(out)):
         return GitError(

@@ -4,18 +4,30 @@ Every git command goes through :meth:`GitRepo._run`, which adds the per-command
 environment (credentials, prompts off, see ``_env``), a timeout for network commands, and
 translates :class:`git.GitCommandError` into our error tree with redacted messages.
 
-Push-branch behaviour (``git.push_branch`` different from ``git.branch``) follows Flux v2's
-image-automation-controller with its default ``GitForcePushBranch`` feature gate: the
-push branch is always *the checkout branch's tip plus our commit*. It is created when it
-does not exist and overwritten when it does, so it never goes stale relative to the
-checkout branch and never accumulates conflicting automation commits. Two refinements:
+Push-branch behaviour (``git.push_branch`` different from ``git.branch``, the review
+flow): the push branch is always *the checkout branch's tip plus one automation commit*.
+It is created from ``branch`` when it does not exist and rebuilt on ``branch``'s current
+tip whenever it must change, so it never goes stale (Flux v2's image-automation-controller
+does the same with its default ``GitForcePushBranch`` gate). Unlike Flux, which force-pushes
+whatever the branch holds, a person's commit on the push branch is never overwritten:
 
-- the overwrite is a ``--force-with-lease`` against the push branch's tip seen by the
-  last :meth:`sync` (or "must not exist"), so a concurrent writer makes our push fail
-  with :class:`PushRejected` instead of being silently clobbered;
+- before the push, the branch's current tip (fetched by :meth:`sync`) must be either
+  already contained in ``branch`` (merged: nothing can be lost) or *ours*. Ours is decided
+  from Git alone, so it holds across restarts and replicas: one parent, that parent
+  reachable from ``branch``, author *and* committer equal to ``git.author`` (a person's
+  amend or rebase changes the committer) and at least one ``Automator-Update`` trailer.
+  Anything else stops the push with a :class:`GitError` naming the branch and the fix
+  (merge or delete the push branch, or move the commit to ``branch``) and a
+  ``git_push_branch_not_ours`` warning; the cycle reports it, every cycle, until fixed;
+- the overwrite is a ``--force-with-lease`` on exactly that checked tip (or "must not
+  exist"), so a person pushing between our check and our push makes the push fail with
+  :class:`PushRejected`; the retry fetches again and finds the person's commit;
 - :meth:`commit` returns ``None`` when the push branch already holds exactly this change
   on top of the current checkout tip, so a pending, unmerged update is not re-committed
   and force-pushed every cycle (the churn reported in fluxcd/flux2#3384).
+
+``git.push_options`` are passed as ``git push -o OPTION`` (GitLab opens merge requests
+that way); a server that does not advertise push options refuses the push.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from automator.errors import ConfigError, GitError, PushRejected
 from automator.gitrepo._env import GitEnv, build_git_env
 from automator.gitrepo._errors import GitFailure, classify
 from automator.gitrepo._log import LOG_FORMAT, CommitInfo, parse_log
+from automator.gitrepo._sign import signing_failure, signing_setup
 from automator.gitrepo._urls import is_http, is_ssh, parse_remote_url, redact
 from automator.gitrepo._verify import GitResult, Signature, verify_signature
 
@@ -44,6 +57,9 @@ __all__ = ["GitRepo"]
 log = structlog.get_logger(__name__)
 
 _REMOTE = "origin"
+# The trailer key of every automation change (engine.TRAILER; gitrepo sits below the
+# engine in the layers, a unit test keeps the two equal).
+AUTOMATION_TRAILER = "Automator-Update"
 _NETWORK_TIMEOUT = 300.0
 
 
@@ -66,6 +82,8 @@ class GitRepo:
         # Tip of the push branch seen by the last sync (None: it does not exist); only
         # used when push_branch differs from branch, as the --force-with-lease value.
         self._push_branch_tip: str | None = None
+        # Why that tip must not be overwritten (None: it is ours, merged, or absent).
+        self._push_branch_foreign: str | None = None
         if self._remote.password is not None:
             log.warning(
                 "git_url_contains_password",
@@ -115,6 +133,12 @@ class GitRepo:
         self._run("reset", "--quiet", "--hard", tracking, env=env)
         self._run("clean", "-ffdx", "--quiet", env=env)
         head = self._rev_parse("HEAD", env)
+        self._push_branch_foreign = None
+        if switch and self._push_branch_tip is not None:
+            # What fetch got, not what ls-remote saw a moment earlier: a push in between
+            # must be judged (and leased on) as the commit it is.
+            self._push_branch_tip = self._rev_parse(f"refs/remotes/{_REMOTE}/{push_branch}", env)
+            self._push_branch_foreign = self._foreign_reason(self._push_branch_tip, env)
         log.info(
             "git_fetch",
             url=self._display_url,
@@ -167,19 +191,35 @@ class GitRepo:
             "GIT_COMMITTER_NAME": author.name,
             "GIT_COMMITTER_EMAIL": author.email,
         }
-        with self._scratch("message", message) as message_file:
-            self._run(
-                "commit",
-                "--quiet",
-                "--no-verify",
-                "--no-gpg-sign",
-                "--cleanup=whitespace",
-                f"--file={message_file}",
-                env=GitEnv({**env.env, **identity}, env.secrets),
-                operation="commit",
-            )
+        with contextlib.ExitStack() as stack:
+            message_file = stack.enter_context(self._scratch("message", message))
+            signing = self._settings.signing
+            args = ["commit", "--no-gpg-sign"]
+            commit_env = GitEnv({**env.env, **identity}, env.secrets)
+            if signing is not None:
+                # -c settings and -S only for this command: nothing lands in .git/config.
+                sign = stack.enter_context(signing_setup(signing, timeout=self._timeout))
+                args = [*sign.args(), "commit", "-S"]
+                commit_env = GitEnv(
+                    {**commit_env.env, **sign.env}, commit_env.secrets + sign.secrets
+                )
+            args += ["--quiet", "--no-verify", "--cleanup=whitespace", f"--file={message_file}"]
+            try:
+                self._run(*args, env=commit_env, operation="commit")
+            except GitError as exc:
+                if signing is None:
+                    raise
+                error = signing_failure(signing, _detail(str(exc)))
+                log.error("git_commit_signing_failed", error=str(error), format=signing.format)
+                raise error from exc
         sha = self._rev_parse("HEAD", env)
-        log.info("git_commit", sha=sha, files=len(paths), branch=self._settings.branch)
+        log.info(
+            "git_commit",
+            sha=sha,
+            files=len(paths),
+            branch=self._settings.branch,
+            signed=signing.format if signing is not None else None,
+        )
         return sha
 
     @contextlib.contextmanager
@@ -202,7 +242,11 @@ class GitRepo:
         env = self._env()
         target = self._settings.target_branch
         args = ["push", "--quiet", "--no-verify", "--porcelain"]
+        for option in self._settings.push_options:
+            args += ["-o", option]
         switch = target != self._settings.branch
+        if switch and self._push_branch_foreign is not None:
+            self._refuse_foreign_push_branch(target, self._push_branch_foreign)
         if switch:
             args.append(f"--force-with-lease=refs/heads/{target}:{self._push_branch_tip or ''}")
         args += [_REMOTE, f"HEAD:refs/heads/{target}"]
@@ -394,8 +438,63 @@ class GitRepo:
                 return sha
         return None
 
+    def _foreign_reason(self, tip: str, env: GitEnv) -> str | None:
+        """Why the push branch's ``tip`` is not the automator's to overwrite, or None.
+
+        None when ``tip`` is already in ``branch`` (merged or never diverged) or is one
+        automation commit on top of a commit of ``branch`` (see the module docstring).
+        """
+        tracking = f"refs/remotes/{_REMOTE}/{self._settings.branch}"
+        if self._is_ancestor(tip, tracking, env):
+            return None
+        fields = self._run(
+            "show",
+            "--no-patch",
+            f"--format=%P%x00%an <%ae>%x00%cn <%ce>%x00%(trailers:key={AUTOMATION_TRAILER})",
+            tip,
+            env=env,
+        ).split("\0")
+        parents, author, committer, trailers = [*fields, "", "", "", ""][:4]
+        a = self._settings.author
+        ours = f"{a.name} <{a.email}>"
+        if len(parents.split()) != 1:
+            return "it is a merge commit" if parents.strip() else "it has no parent"
+        if author != ours or committer != ours:
+            who = author if author != ours else committer
+            return f"it was {'authored' if author != ours else 'committed'} by {who}, not {ours}"
+        if not trailers.strip():
+            return f"it carries no {AUTOMATION_TRAILER} trailer"
+        if not self._is_ancestor(parents.split()[0], tracking, env):
+            return f"it sits on commits that are not on {self._settings.branch}"
+        return None
+
+    def _refuse_foreign_push_branch(self, target: str, reason: str) -> None:
+        tip = self._push_branch_tip or ""
+        branch = self._settings.branch
+        log.warning(
+            "git_push_branch_not_ours",
+            url=self._display_url,
+            push_branch=target,
+            branch=branch,
+            tip=tip,
+            reason=reason,
+        )
+        raise GitError(
+            f"push branch {target} on {self._display_url} holds commit {tip[:7]} that the "
+            f"automator did not make ({reason}); it is never overwritten, so no update is "
+            f"pushed: merge {target} into {branch} or delete it, or push that commit to "
+            f"{branch}; the next cycle then rebuilds {target} from {branch}"
+        )
+
+    def _is_ancestor(self, rev: str, of: str, env: GitEnv) -> bool:
+        return self._run_status("merge-base", "--is-ancestor", rev, of, env=env).status == 0
+
     def _push_branch_already_has(self, tree: str, env: GitEnv) -> bool:
-        if self._settings.target_branch == self._settings.branch or not self._push_branch_tip:
+        if (
+            self._settings.target_branch == self._settings.branch
+            or not self._push_branch_tip
+            or self._push_branch_foreign is not None
+        ):
             return False
         tip = self._push_branch_tip
         parent = self._run("rev-parse", "--verify", "--quiet", f"{tip}^", env=env, check=False)
@@ -476,6 +575,11 @@ def _text(value: object) -> str:
     text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value or "")
     match = re.fullmatch(r"\s*std(?:err|out): '(.*)'\s*", text, flags=re.DOTALL)
     return match.group(1) if match else text
+
+
+def _detail(message: str) -> str:
+    """git's own words from a ``git commit failed for URL: ...`` error message."""
+    return message.split(": ", 1)[1] if ": " in message else message
 
 
 def _ere(text: str) -> str:

@@ -36,6 +36,12 @@ SEED = {
     "README.md": b"config repo\n",
 }
 _names = itertools.count()
+# What the engine writes: the push branch is overwritten only when its tip looks like this.
+AUTOMATION_MESSAGE = (
+    "Update app to 1.1.0\n\n"
+    f"{TRAILER}: clusters/prod/app.yaml Deployment/-/app app ghcr.io/org/app:1.0.0 -> "
+    "ghcr.io/org/app:1.1.0\n"
+)
 
 
 @dataclass
@@ -508,7 +514,7 @@ def test_push_branch_is_created_from_the_checkout_branch_plus_our_commit(
     repo = GitRepo(servers["file"].settings(url, push_branch="auto"), tmp_path / "work")
     main = repo.sync()
 
-    sha = repo.commit("Update", [bump(repo, "1.1.0")])
+    sha = repo.commit(AUTOMATION_MESSAGE, [bump(repo, "1.1.0")])
     repo.push()
 
     assert tip(bare, "auto") == sha
@@ -522,11 +528,11 @@ def test_push_branch_holding_the_same_change_is_not_recommitted(
     bare, url = servers["file"].new_repo()
     repo = GitRepo(servers["file"].settings(url, push_branch="auto"), tmp_path / "work")
     repo.sync()
-    first = repo.commit("Update", [bump(repo, "1.1.0")])
+    first = repo.commit(AUTOMATION_MESSAGE, [bump(repo, "1.1.0")])
     repo.push()
 
     repo.sync()
-    again = repo.commit("Update", [bump(repo, "1.1.0")])
+    again = repo.commit(AUTOMATION_MESSAGE, [bump(repo, "1.1.0")])
 
     assert first is not None
     assert again is None
@@ -539,12 +545,12 @@ def test_push_branch_is_overwritten_from_the_new_checkout_tip_when_main_moved(
     bare, url = servers["file"].new_repo()
     repo = GitRepo(servers["file"].settings(url, push_branch="auto"), tmp_path / "work")
     repo.sync()
-    repo.commit("Update", [bump(repo, "1.1.0")])
+    repo.commit(AUTOMATION_MESSAGE, [bump(repo, "1.1.0")])
     repo.push()
     new_main = someone_else_pushes(bare, tmp_path, "README.md", b"moved\n")
 
     assert repo.sync() == new_main
-    sha = repo.commit("Update", [bump(repo, "1.1.0")])
+    sha = repo.commit(AUTOMATION_MESSAGE, [bump(repo, "1.1.0")])
     repo.push()
 
     assert sha is not None
@@ -560,12 +566,12 @@ def test_push_branch_moved_by_someone_else_after_sync_raises_push_rejected(
     repo.sync()
     someone_else_pushes(bare, tmp_path, "README.md", b"x\n")  # main moves
     git("branch", "auto", "main", cwd=bare)  # and someone creates the push branch
-    repo.commit("Update", [bump(repo, "1.1.0")])
+    repo.commit(AUTOMATION_MESSAGE, [bump(repo, "1.1.0")])
 
     with pytest.raises(PushRejected):
         repo.push()
     repo.sync()
-    sha = repo.commit("Update", [bump(repo, "1.1.0")])
+    sha = repo.commit(AUTOMATION_MESSAGE, [bump(repo, "1.1.0")])
     repo.push()
 
     assert tip(bare, "auto") == sha
