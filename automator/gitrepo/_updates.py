@@ -12,6 +12,7 @@ the last line for a field wins (a squash lists its commits oldest first).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["UPDATES_FORMAT", "UpdateRecord", "parse_update", "parse_updates"]
@@ -63,20 +64,16 @@ def parse_updates(output: str, key: str) -> dict[tuple[str, str, str], UpdateRec
         fields.pop()
     if len(fields) % _FIELDS:
         raise ValueError(f"unexpected git log output: {len(fields)} fields")
-    prefix = key.lower() + ":"
+    lines = re.compile(rf"^{re.escape(key)}:(.*)$", re.IGNORECASE | re.MULTILINE)
     newest: dict[tuple[str, str, str], UpdateRecord] = {}
     for i in range(0, len(fields), _FIELDS):
         sha, date, body = fields[i : i + _FIELDS]
-        sha = sha.strip()
-        in_commit: dict[tuple[str, str, str], UpdateRecord] = {}
-        for line in body.splitlines():
-            if not line.lower().startswith(prefix):
-                continue
-            parsed = parse_update(line[len(prefix) :])
-            if parsed is None:
-                continue
-            record = UpdateRecord(*parsed, commit=sha, date=date)
-            in_commit[record.key] = record
-        for field_key, record in in_commit.items():
-            newest.setdefault(field_key, record)
+        in_commit: dict[tuple[str, str, str], tuple[str, str, str, str, str]] = {}
+        for value in lines.findall(body):
+            parsed = parse_update(value)
+            if parsed is not None:
+                in_commit[parsed[0], parsed[1], parsed[2]] = parsed
+        for field_key, parsed in in_commit.items():
+            if field_key not in newest:
+                newest[field_key] = UpdateRecord(*parsed, commit=sha.strip(), date=date)
     return newest
