@@ -400,8 +400,9 @@ def _print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
     for f in result.failures:
         print(f"FAILED {f}", file=out)
     tail = f", commit {result.commit}" if result.commit else ""
+    held = f" ({result.held} held, see plan)" if result.held else ""
     print(
-        f"{len(result.changes)} {verb}, {result.unchanged} unchanged, "
+        f"{len(result.changes)} {verb}, {result.unchanged} unchanged{held}, "
         f"{len(result.failures)} failed{tail}",
         file=out,
     )

@@ -307,7 +307,7 @@ class Engine:
                 above = selected.get((i, True))
                 rej = rejections[i]
                 if isinstance(above, AutomatorError) or held(rej, t.policy, above, new, f.part):
-                    hold = self._hold(f, rej, updates[_key(f)])
+                    hold = self._hold(f, rej, updates[_key(f)], t.policy)
                     new = None
             if new is not None:
                 log.info(
@@ -333,7 +333,7 @@ class Engine:
         failures.extend(r.failure for r in ordered if r.failure is not None)
         return Evaluation(revision, ordered, tuple(failures))
 
-    def _hold(self, f: ImageField, rej: Rejection, record: UpdateRecord) -> Hold:
+    def _hold(self, f: ImageField, rej: Rejection, record: UpdateRecord, policy: Policy) -> Hold:
         """The hold, with the person's commit (one ``git log -1`` per held field)."""
         change = self.repo.last_change(f.file, record.commit)
         hold = Hold(
@@ -344,7 +344,9 @@ class Engine:
             changed_in=change.sha if change else None,
             changed_by=f"{change.author_name} <{change.author_email}>" if change else None,
             subject=change.message.split("\n", 1)[0] if change else None,
-            release=release_hint(rej, f.container, f.marker),
+            release=release_hint(
+                rej, f.container, f.marker, by_digest=policy.follows_digest or f.part == "digest"
+            ),
         )
         log.info(
             "update_held",

@@ -154,11 +154,13 @@ class Hold:
         }
 
 
-def release_hint(rej: Rejection, container: str, marker: str | None) -> str:
-    """How a person ends the hold, in one sentence."""
+def release_hint(
+    rej: Rejection, container: str, marker: str | None, *, by_digest: bool = False
+) -> str:
+    """How a person ends the hold, in one sentence; ``by_digest`` for digest policies."""
     newer = (
         f"a digest other than {rej.digest or rej.value} ends it"
-        if rej.tag is None
+        if by_digest or rej.tag is None
         else f"a tag newer than {rej.tag} ends it"
     )
     if marker is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -77,8 +78,10 @@ class World:
     config: Path
     person: Path
 
-    def push_tags(self, *tags: str, distinct: bool = False) -> None:
-        push_image(self.registry.url, self.image.split("/", 1)[1], tags, distinct=distinct)
+    def push_tags(self, *tags: str, built: int = 0) -> dict[str, str]:
+        """Push the tags, built ``built`` days after 2024-01-01 (another day: other digests)."""
+        created = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=built)
+        return push_image(self.registry.url, self.image.split("/", 1)[1], tags, created=created)
 
     def settings(self, workdir: str = "work") -> Settings:
         text = self.config.read_text().replace(str(self.tmp / "work"), str(self.tmp / workdir))
@@ -222,7 +225,8 @@ def test_a_reverted_update_is_held_until_a_strictly_newer_tag_appears(
     assert rows[0]["held"]["rejected"] == f"{world.image}:1.1.0"
 
     # The rejected tag pushed again (even rebuilt, with a new digest) is still held.
-    world.push_tags("1.1.0", distinct=True)
+    rebuilt = world.push_tags("1.1.0", built=1)["1.1.0"]
+    assert rebuilt != world.push_tags("1.0.0")["1.0.0"]
     assert world.once().commit is None
     assert world.commits()[0] == reverted
 
@@ -381,3 +385,61 @@ def test_a_reverted_tag_only_marker_field_is_held_and_its_hint_names_the_image_p
     )
     assert world.once().commit is not None
     assert "tag: 1.1.0 #" in world.remote("values.yaml")
+
+
+DIGEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations:
+    automator.gitops.io/automated: "true"
+    automator.gitops.io/policy.web: digest
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: {image}:latest
+"""
+
+
+def test_a_digest_policy_never_writes_the_rejected_digest_again_but_takes_a_new_one(
+    tmp_path: Path, registry: RegistryServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = make_world(tmp_path, registry, url=None, files={"web.yaml": DIGEST})
+    first = world.push_tags("latest")["latest"]
+    world.once()
+    assert f"{world.image}:latest@{first}" in world.remote()
+    second = world.push_tags("latest", built=1)["latest"]
+    assert second != first
+    world.once()
+    assert f"{world.image}:latest@{second}" in world.remote()
+    world.person_pull()
+    world.as_person("revert", "--no-edit", "HEAD")
+    world.as_person("push", "-q", "origin", "HEAD:main")
+
+    result = world.once()
+
+    assert result.held == 1
+    assert result.commit is None
+    assert f"{world.image}:latest@{first}" in world.remote()
+    hold = world.plan(capsys)[0]["held"]
+    assert isinstance(hold, dict)
+    assert f"a digest other than {second} ends it" in str(hold["release"])
+    third = world.push_tags("latest", built=2)["latest"]
+    result = world.once()
+    assert result.held == 0
+    assert f"{world.image}:latest@{third}" in world.remote()
+
+
+def test_once_says_how_many_fields_are_held(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.push_tags("1.0.0", "1.1.0")
+    world.once()
+    world.person_edit(f"{world.image}:1.1.0", f"{world.image}:1.0.0", "web: back to 1.0.0")
+
+    out = world.cli(capsys, "once")
+
+    assert "0 updated, 1 unchanged (1 held, see plan), 0 failed" in out

@@ -149,6 +149,8 @@ def test_the_release_hint_names_the_newer_tag_the_value_and_the_switch() -> None
     assert "a tag newer than 1.1.0 ends it" in hint
     assert f"write {IMG}:1.1.0 yourself" in hint
     assert 'automator.gitops.io/rollback-hold.web: "false"' in hint
+    by_digest = release_hint(rej, "web", None, by_digest=True)
+    assert by_digest.startswith(f"a digest other than {IMG}:1.1.0 ends it")
     marker = release_hint(rej, "spec.image", "team:web")
     assert "spec.rollbackHold: false in the ImagePolicy the marker 'team:web' names" in marker
 
