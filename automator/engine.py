@@ -7,7 +7,9 @@ The engine is the only place that decides what an error means for the cycle:
 * a *transient* registry error leaves the workloads of that repository unchanged this
   cycle (never an older or empty tag) and is reported;
 * a rejected push (someone pushed first) restarts the write phase from the new remote
-  tip: fetch, re-scan, re-apply, commit, push, up to ``push_retries`` times.
+  tip: fetch, re-scan, re-apply, commit, push, up to ``push_retries`` times;
+* a field a person changed back after our last write into it is *held* (see
+  :mod:`automator.holds`): not a failure, reported in ``FieldResult.hold``.
 
 Because :meth:`GitRepo.sync` hard-resets the work tree at the start of every attempt, a
 process killed at any point leaves nothing behind that could leak into the next commit,
@@ -267,7 +269,8 @@ class Engine:
 
         resolver = Resolver.from_settings(self.registry, self.settings)
         tags = resolver.tags(t.repo for t in targets.values())
-        updates = self.repo.updates(TRAILER)
+        holdable = any(scanned.fields[i].rollback_hold for i in targets)
+        updates = self.repo.updates(TRAILER) if holdable else {}
         rejections = _rejections(scanned.fields, targets, updates)
         # Held fields are also ranked with the rejected tag as the current one: the policy's
         # own no-downgrade comparison then says whether a tag is strictly newer than it.
