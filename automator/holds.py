@@ -159,12 +159,12 @@ def release_hint(
 ) -> str:
     """How a person ends the hold, in one sentence; ``by_digest`` for digest policies."""
     newer = (
-        f"a digest other than {rej.digest or rej.value} ends it"
+        f"a digest other than {rej.digest or rej.value} ends the hold"
         if by_digest or rej.tag is None
-        else f"a tag newer than {rej.tag} ends it"
+        else f"a tag newer than {rej.tag} ends the hold"
     )
     if marker is None:
         switch = f'annotate the workload automator.gitops.io/rollback-hold.{container}: "false"'
     else:
         switch = f"set spec.rollbackHold: false in the ImagePolicy the marker {marker!r} names"
-    return f"{newer}; or write {rej.value} yourself; or {switch} to turn holds off"
+    return f"{newer}; or set the value to {rej.value} yourself; or {switch} to turn holds off"

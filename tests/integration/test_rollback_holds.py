@@ -199,7 +199,7 @@ def test_a_reverted_update_is_held_until_a_strictly_newer_tag_appears(
     assert held[0]["current"] == f"{world.image}:1.0.0"
     assert held[0]["changed_in"] == reverted
     assert held[0]["changed_by"] == "Ann Operator <ann@example.com>"
-    assert "a tag newer than 1.1.0 ends it" in held[0]["release"]
+    assert "a tag newer than 1.1.0 ends the hold" in held[0]["release"]
     finished = [e for e in logs if e["event"] == "cycle_finished"]
     assert finished[0]["held"] == 1
     assert finished[0]["failed"] == 0
@@ -215,11 +215,11 @@ def test_a_reverted_update_is_held_until_a_strictly_newer_tag_appears(
     assert "Revert" in str(hold["reason"])
     text = world.cli(capsys, "plan")
     assert "HELD web.yaml  Deployment/-/web  web" in text
-    assert "To release: a tag newer than 1.1.0 ends it" in text
+    assert "To release: a tag newer than 1.1.0 ends the hold" in text
     assert "0 to update, 1 unchanged (1 held), 0 failed" in text
     images = world.cli(capsys, "images")
     assert "held:    " in images
-    assert "release: a tag newer than 1.1.0 ends it" in images
+    assert "release: a tag newer than 1.1.0 ends the hold" in images
     assert "<- will update" not in images
     rows = json.loads(world.cli(capsys, "images", "--output", "json"))
     assert rows[0]["held"]["rejected"] == f"{world.image}:1.1.0"
@@ -426,7 +426,7 @@ def test_a_digest_policy_never_writes_the_rejected_digest_again_but_takes_a_new_
     assert f"{world.image}:latest@{first}" in world.remote()
     hold = world.plan(capsys)[0]["held"]
     assert isinstance(hold, dict)
-    assert f"a digest other than {second} ends it" in str(hold["release"])
+    assert f"a digest other than {second} ends the hold" in str(hold["release"])
     third = world.push_tags("latest", built=2)["latest"]
     result = world.once()
     assert result.held == 0
@@ -443,3 +443,30 @@ def test_once_says_how_many_fields_are_held(
     out = world.cli(capsys, "once")
 
     assert "0 updated, 1 unchanged (1 held, see plan), 0 failed" in out
+
+
+def test_a_squash_merged_update_reverted_on_main_is_held(
+    tmp_path: Path, registry: RegistryServer
+) -> None:
+    world = make_world(tmp_path, registry, url=None, extra="  push_branch: automator\n")
+    world.push_tags("1.0.0", "1.1.0")
+    proposed = world.once().commit
+    assert proposed is not None
+    message = git("log", "-1", "--format=%B", proposed, cwd=world.bare)
+
+    # The review is squash-merged the way forges do it: the branch's messages become a
+    # bullet list in the body, followed by a Co-authored-by trailer block.
+    world.person_pull()
+    world.as_person("merge", "-q", "--squash", "origin/automator")
+    squash = f"Automation (#7)\n\n* {message}\n\nCo-authored-by: Image Bot <bot@example.com>\n"
+    world.as_person("commit", "-q", "-m", squash)
+    world.as_person("push", "-q", "origin", "HEAD:main")
+    assert f"{world.image}:1.1.0" in world.remote()
+    world.as_person("revert", "--no-edit", "HEAD")
+    world.as_person("push", "-q", "origin", "HEAD:main")
+
+    result = world.once()
+
+    assert result.held == 1
+    assert result.changes == []
+    assert git("rev-parse", "automator", cwd=world.bare).strip() == proposed

@@ -146,11 +146,11 @@ def test_the_release_hint_names_the_newer_tag_the_value_and_the_switch() -> None
     rej = rejection(f"{IMG}:1.0.0", f"{IMG}:1.1.0", "image")
     assert rej is not None
     hint = release_hint(rej, "web", None)
-    assert "a tag newer than 1.1.0 ends it" in hint
-    assert f"write {IMG}:1.1.0 yourself" in hint
+    assert "a tag newer than 1.1.0 ends the hold" in hint
+    assert f"set the value to {IMG}:1.1.0 yourself" in hint
     assert 'automator.gitops.io/rollback-hold.web: "false"' in hint
     by_digest = release_hint(rej, "web", None, by_digest=True)
-    assert by_digest.startswith(f"a digest other than {IMG}:1.1.0 ends it")
+    assert by_digest.startswith(f"a digest other than {IMG}:1.1.0 ends the hold")
     marker = release_hint(rej, "spec.image", "team:web")
     assert "spec.rollbackHold: false in the ImagePolicy the marker 'team:web' names" in marker
 
