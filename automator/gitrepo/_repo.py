@@ -272,7 +272,13 @@ class GitRepo:
             strip=False,
             operation="log",
         )
-        return parse_updates(out, key)
+        try:
+            return parse_updates(out, key)
+        except ValueError as exc:
+            raise GitError(
+                f"git log of {self._display_url} branch {self._settings.branch}: could not "
+                f"read the {key} lines back ({exc}); check the repository with git fsck"
+            ) from exc
 
     def last_change(self, file: str, since: str) -> CommitInfo | None:
         """The newest commit after ``since`` (exclusive) up to HEAD that touched ``file``."""
