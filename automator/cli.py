@@ -400,8 +400,9 @@ def _print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
     for f in result.failures:
         print(f"FAILED {f}", file=out)
     tail = f", commit {result.commit}" if result.commit else ""
+    held = f" ({result.held} held, see plan)" if result.held else ""
     print(
-        f"{len(result.changes)} {verb}, {result.unchanged} unchanged, "
+        f"{len(result.changes)} {verb}, {result.unchanged} unchanged{held}, "
         f"{len(result.failures)} failed{tail}",
         file=out,
     )
@@ -410,7 +411,8 @@ def _print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
 def _print_plan(evaluation: Evaluation, out: TextIO, *, output: str) -> None:
     changes = evaluation.changes
     if output == "json":
-        json.dump([c.as_dict() for c in changes], out, indent=2)
+        elements = [e for r in evaluation.results if (e := r.plan_element()) is not None]
+        json.dump(elements, out, indent=2)
         out.write("\n")
         return
     for c in changes:
@@ -420,11 +422,19 @@ def _print_plan(evaluation: Evaluation, out: TextIO, *, output: str) -> None:
             f"{c.current} -> {c.new}  ({c.field.policy})",
             file=out,
         )
+    for r in evaluation.held:
+        assert r.hold is not None
+        print(
+            f"HELD {r.field.file}  {r.field.ref}  {r.field.container}  {r.hold.current}: "
+            f"{r.hold.reason}. To release: {r.hold.release}",
+            file=out,
+        )
     for f in evaluation.failures:
         print(f"FAILED {f}", file=out)
     print(
-        f"{len(changes)} to update, {evaluation.unchanged} unchanged, "
-        f"{len(evaluation.failures)} failed",
+        f"{len(changes)} to update, {evaluation.unchanged} unchanged"
+        + (f" ({len(evaluation.held)} held)" if evaluation.held else "")
+        + f", {len(evaluation.failures)} failed",
         file=out,
     )
 
@@ -448,6 +458,7 @@ def _print_images(evaluation: Evaluation, out: TextIO, *, output: str) -> None:
                 "new": r.new,
                 "recent": candidates[:_RECENT],
                 "error": r.failure.message if r.failure else None,
+                "held": r.hold.as_dict() if r.hold else None,
             }
         )
     if output == "json":
@@ -468,6 +479,9 @@ def _print_images(evaluation: Evaluation, out: TextIO, *, output: str) -> None:
         )
         if row["recent"]:
             print(f"    recent:  {', '.join(row['recent'])}", file=out)
+        if row["held"]:
+            print(f"    held:    {row['held']['reason']}", file=out)
+            print(f"    release: {row['held']['release']}", file=out)
 
 
 def _history(engine: Engine, out: TextIO, *, output: str, limit: int) -> int:

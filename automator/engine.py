@@ -7,7 +7,9 @@ The engine is the only place that decides what an error means for the cycle:
 * a *transient* registry error leaves the workloads of that repository unchanged this
   cycle (never an older or empty tag) and is reported;
 * a rejected push (someone pushed first) restarts the write phase from the new remote
-  tip: fetch, re-scan, re-apply, commit, push, up to ``push_retries`` times.
+  tip: fetch, re-scan, re-apply, commit, push, up to ``push_retries`` times;
+* a field a person changed back after our last write into it is *held* (see
+  :mod:`automator.holds`): not a failure, reported in ``FieldResult.hold``.
 
 Because :meth:`GitRepo.sync` hard-resets the work tree at the start of every attempt, a
 process killed at any point leaves nothing behind that could leak into the next commit,
@@ -17,8 +19,8 @@ and the remote only ever sees complete commits.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -31,7 +33,8 @@ from automator.errors import (
     PushRejected,
     TransientError,
 )
-from automator.gitrepo import GitRepo
+from automator.gitrepo import GitRepo, UpdateRecord
+from automator.holds import Hold, Rejection, held, rejection, release_hint
 from automator.images import ImageRef
 from automator.log import redact_urls
 from automator.manifests import Change, ImageField, apply, render, scan
@@ -86,6 +89,7 @@ class PlannedChange:
             "new": self.new,
             "policy": f.policy,
             "line": f.line,
+            "held": None,
         }
 
 
@@ -119,6 +123,17 @@ class FieldResult:
     selection: Selection | None = None
     new: str | None = None
     failure: Failure | None = None
+    hold: Hold | None = None
+    """Set when a person's rollback holds the field (DESIGN §5); then ``new`` is None."""
+
+    def plan_element(self) -> dict[str, object] | None:
+        """The ``plan --output json`` element: a change, or a held field (``new`` null)."""
+        if self.new is not None:
+            return PlannedChange(self.field, self.new).as_dict()
+        if self.hold is None:
+            return None
+        element = PlannedChange(self.field, "").as_dict()
+        return {**element, "new": None, "held": self.hold.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,10 @@ class Evaluation:
     def unchanged(self) -> int:
         return sum(1 for r in self.results if r.new is None and r.failure is None)
 
+    @property
+    def held(self) -> list[FieldResult]:
+        return [r for r in self.results if r.hold is not None]
+
 
 @dataclass
 class CycleResult:
@@ -148,6 +167,7 @@ class CycleResult:
 
     changes: list[PlannedChange] = field(default_factory=list)
     unchanged: int = 0
+    held: int = 0
     failures: list[Failure] = field(default_factory=list)
     commit: str | None = None
     revision: str | None = None
@@ -249,7 +269,17 @@ class Engine:
 
         resolver = Resolver.from_settings(self.registry, self.settings)
         tags = resolver.tags(t.repo for t in targets.values())
-        selections = resolver.select(targets, tags)
+        holdable = any(scanned.fields[i].rollback_hold for i in targets)
+        updates = self.repo.updates(TRAILER) if holdable else {}
+        rejections = _rejections(scanned.fields, targets, updates)
+        # Held fields are also ranked with the rejected tag as the current one: the policy's
+        # own no-downgrade comparison then says whether a tag is strictly newer than it.
+        asked = {(i, False): t for i, t in targets.items()}
+        for i, rej in rejections.items():
+            if rej.tag is not None and not targets[i].policy.follows_digest:
+                asked[(i, True)] = replace(targets[i], current=rej.tag)
+        selected = resolver.select(asked, tags)
+        selections = {i: selected[(i, False)] for i in targets}
 
         # Digests to write: the current tag's for `digest`, the selected tag's when pinned
         # (by annotation, by a `:digest` marker, or because the value already has one).
@@ -275,6 +305,13 @@ class Engine:
                 results[i] = FieldResult(f, t.policy, sel, failure=self._fail(f, digest))
                 continue
             new = _new_value(f, values[i], t, sel, digest)
+            hold = None
+            if i in rejections:
+                above = selected.get((i, True))
+                rej = rejections[i]
+                if isinstance(above, AutomatorError) or held(rej, t.policy, above, new, f.part):
+                    hold = self._hold(f, rej, updates[_key(f)], t.policy)
+                    new = None
             if new is not None:
                 log.info(
                     "update_planned",
@@ -285,7 +322,7 @@ class Engine:
                     new=new,
                     policy=f.policy,
                 )
-            results[i] = FieldResult(f, t.policy, sel, new=new)
+            results[i] = FieldResult(f, t.policy, sel, new=new, hold=hold)
         if verify_writes:
             planned = [PlannedChange(r.field, r.new) for r in results.values() if r.new]
             rendered, errors = render(self.repo.path, [Change(c.field, c.new) for c in planned])
@@ -298,6 +335,36 @@ class Engine:
         ordered = tuple(results[i] for i in sorted(results))
         failures.extend(r.failure for r in ordered if r.failure is not None)
         return Evaluation(revision, ordered, tuple(failures))
+
+    def _hold(self, f: ImageField, rej: Rejection, record: UpdateRecord, policy: Policy) -> Hold:
+        """The hold, with the person's commit (one ``git log -1`` per held field)."""
+        change = self.repo.last_change(f.file, record.commit)
+        hold = Hold(
+            current=f.image,
+            rejected=rej.value,
+            commit=record.commit,
+            date=record.date,
+            changed_in=change.sha if change else None,
+            changed_by=f"{change.author_name} <{change.author_email}>" if change else None,
+            subject=change.message.split("\n", 1)[0] if change else None,
+            release=release_hint(
+                rej, f.container, f.marker, by_digest=policy.follows_digest or f.part == "digest"
+            ),
+        )
+        log.info(
+            "update_held",
+            file=f.file,
+            workload=f.ref,
+            container=f.container,
+            current=f.image,
+            rejected=rej.value,
+            commit=record.commit,
+            changed_in=hold.changed_in,
+            changed_by=hold.changed_by,
+            reason=hold.reason,
+            release=hold.release,
+        )
+        return hold
 
     def _fail(self, f: ImageField, exc: AutomatorError) -> Failure:
         what = "field" if f.marker is not None else "container"
@@ -342,6 +409,7 @@ class Engine:
             "cycle_finished",
             updated=len(result.changes),
             unchanged=result.unchanged,
+            held=result.held,
             failed=len(result.failures),
             commit=result.commit,
             attempts=result.attempts,
@@ -363,6 +431,7 @@ class Engine:
             evaluation = self.evaluate(only=only, verify_writes=dry_run)
             result.revision = evaluation.revision
             result.unchanged = evaluation.unchanged
+            result.held = len(evaluation.held)
             result.failures = list(evaluation.failures)
             changes = evaluation.changes
             if dry_run or not changes:
@@ -394,6 +463,26 @@ class Engine:
             result.commit = sha
             log.info("push_succeeded", commit=sha, changes=len(changes))
             return
+
+
+def _key(f: ImageField) -> tuple[str, str, str]:
+    return (f.file, f.ref, f.container)
+
+
+def _rejections(
+    fields: Sequence[ImageField],
+    targets: Mapping[int, Target],
+    updates: Mapping[tuple[str, str, str], UpdateRecord],
+) -> dict[int, Rejection]:
+    """Fields a person changed after the automator's newest write into them."""
+    out: dict[int, Rejection] = {}
+    for i in targets:
+        f = fields[i]
+        record = updates.get(_key(f)) if f.rollback_hold else None
+        rej = rejection(f.image, record.new, f.part) if record is not None else None
+        if rej is not None:
+            out[i] = rej
+    return out
 
 
 def _not_written(f: ImageField) -> Failure:

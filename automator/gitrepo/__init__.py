@@ -6,7 +6,8 @@ and committer, signed with ``git.signing`` when configured (:meth:`~GitRepo.comm
 ``_sign``), pushes with race detection
 (:meth:`~GitRepo.push` raises :class:`~automator.errors.PushRejected` when someone else
 pushed first; a push branch holding a person's commit is never overwritten), reads the
-audit trail back (:meth:`~GitRepo.log`) and checks who signed
+audit trail back (:meth:`~GitRepo.log`, and per field :meth:`~GitRepo.updates` for
+rollback holds) and checks who signed
 a commit before the synchronizer applies it (:meth:`~GitRepo.verify_commit` returns a
 :class:`Signature` or raises :class:`~automator.errors.SignatureError`).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from automator.gitrepo._log import CommitInfo
 from automator.gitrepo._repo import GitRepo
+from automator.gitrepo._updates import UpdateRecord
 from automator.gitrepo._verify import Signature, SignatureFormat
 
-__all__ = ["CommitInfo", "GitRepo", "Signature", "SignatureFormat"]
+__all__ = ["CommitInfo", "GitRepo", "Signature", "SignatureFormat", "UpdateRecord"]

@@ -49,6 +49,7 @@ from automator.gitrepo._env import GitEnv, build_git_env
 from automator.gitrepo._errors import GitFailure, classify
 from automator.gitrepo._log import LOG_FORMAT, CommitInfo, parse_log
 from automator.gitrepo._sign import signing_failure, signing_setup
+from automator.gitrepo._updates import UPDATES_FORMAT, UpdateRecord, parse_updates
 from automator.gitrepo._urls import is_http, is_ssh, parse_remote_url, redact
 from automator.gitrepo._verify import GitResult, Signature, verify_signature
 
@@ -291,6 +292,56 @@ class GitRepo:
                 break
             skip += len(batch)
         return found[:max_count]
+
+    def updates(self, key: str) -> dict[tuple[str, str, str], UpdateRecord]:
+        """The newest ``key`` line (``Automator-Update``) per field on HEAD's history.
+
+        HEAD is the checkout branch's tip right after :meth:`sync`, never the push
+        branch: an update still waiting for review there is not what the tree says yet.
+        One ``git log`` whatever the repository's size: ``--grep`` keeps only commits
+        whose message has such a line, and the whole body is read (see ``_updates``).
+        """
+        env = self._env()
+        if self._run("rev-parse", "--verify", "--quiet", "HEAD", env=env, check=False) == "":
+            return {}
+        out = self._run(
+            "log",
+            "-z",
+            f"--format={UPDATES_FORMAT}",
+            "--regexp-ignore-case",
+            "--extended-regexp",
+            f"--grep=^{_ere(key)}:",
+            "HEAD",
+            env=env,
+            strip=False,
+            operation="log",
+        )
+        try:
+            return parse_updates(out, key)
+        except ValueError as exc:
+            raise GitError(
+                f"git log of {self._display_url} branch {self._settings.branch}: could not "
+                f"read the {key} lines back ({exc}); check the repository with git fsck"
+            ) from exc
+
+    def last_change(self, file: str, since: str) -> CommitInfo | None:
+        """The newest commit after ``since`` (exclusive) up to HEAD that touched ``file``."""
+        env = self._env()
+        out = self._run(
+            "log",
+            "-z",
+            "-1",
+            f"--format={LOG_FORMAT}",
+            f"{since}..HEAD",
+            "--",
+            _checked_path(file),
+            env=GitEnv({**env.env, "GIT_LITERAL_PATHSPECS": "1"}, env.secrets),
+            strip=False,
+            operation="log",
+            check=False,
+        )
+        found = parse_log(out) if out else []
+        return found[0] if found else None
 
     def verify_commit(
         self,

@@ -27,7 +27,8 @@ _EXTRACT = OURS + "extract."
 _IGNORE_TAGS = OURS + "ignore-tags."
 _PIN_DIGEST = OURS + "pin-digest."
 _PLATFORM = OURS + "platform."
-_TUNING = (_FILTER, _EXTRACT, _IGNORE_TAGS, _PIN_DIGEST, _PLATFORM)
+_ROLLBACK_HOLD = OURS + "rollback-hold"
+_TUNING = (_FILTER, _EXTRACT, _IGNORE_TAGS, _PIN_DIGEST, _PLATFORM, _ROLLBACK_HOLD + ".")
 _PER_CONTAINER = (OURS + "policy.", *_TUNING, _FLUX_TAG)
 _FLUX_PREFIXES = ("glob:", "semver:", "regex:")
 PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
@@ -46,6 +47,7 @@ class Policy:
     ignore_tags: tuple[str, ...] = ()
     pin_digest: bool = False
     platform: str | None = None
+    rollback_hold: bool = True
 
     @property
     def explicit(self) -> bool:
@@ -137,6 +139,7 @@ def decide(annotations: Mapping[str, str | None], containers: Sequence[str]) -> 
 
     policies: dict[str, Policy] = {}
     default = text(_POLICY)
+    hold_default = _switch(_ROLLBACK_HOLD, text(_ROLLBACK_HOLD), True, problems)
     for name in containers:
         spec: str | None
         source = OURS + "policy." + name
@@ -164,6 +167,9 @@ def decide(annotations: Mapping[str, str | None], containers: Sequence[str]) -> 
             ignore_tags=_ignore_tags(_IGNORE_TAGS + name, tuning[_IGNORE_TAGS], problems),
             pin_digest=_pin_digest(_PIN_DIGEST + name, tuning[_PIN_DIGEST], problems),
             platform=_platform(_PLATFORM + name, tuning[_PLATFORM], problems),
+            rollback_hold=_switch(
+                f"{_ROLLBACK_HOLD}.{name}", tuning[_ROLLBACK_HOLD + "."], hold_default, problems
+            ),
         )
     return Decision(policies, tuple(dict.fromkeys(problems)))
 
@@ -183,12 +189,17 @@ def _ignore_tags(key: str, value: str | None, problems: list[str]) -> tuple[str,
 
 
 def _pin_digest(key: str, value: str | None, problems: list[str]) -> bool:
-    if value is None or value == "false":
-        return False
-    if value == "true":
-        return True
+    return _switch(key, value, False, problems)
+
+
+def _switch(key: str, value: str | None, default: bool, problems: list[str]) -> bool:
+    """A ``"true"``/``"false"`` annotation; ``default`` when unset (or wrong, reported)."""
+    if value is None:
+        return default
+    if value in ("true", "false"):
+        return value == "true"
     problems.append(f'annotation {key} is {value!r}: set it to "true" or "false"')
-    return False
+    return default
 
 
 def _platform(key: str, value: str | None, problems: list[str]) -> str | None:

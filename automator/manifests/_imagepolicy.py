@@ -61,6 +61,7 @@ class ImagePolicy:
     ignore_tags: tuple[str, ...] = ()
     pin_digest: bool = False
     platform: str | None = None
+    rollback_hold: bool = True
     problem: str | None = None
 
     @property
@@ -125,6 +126,7 @@ def read_image_policy(composer: Composer, file: str, root: Node) -> ImagePolicy:
         ignore_tags=tuple(spec.get("ignoreTags", ())),
         pin_digest=bool(spec.get("pinDigest", False)),
         platform=spec.get("platform"),
+        rollback_hold=bool(spec.get("rollbackHold", True)),
     )
 
 

@@ -54,6 +54,9 @@ class ImageField:
     """Write ``tag@sha256:...`` whatever the policy (``pin-digest.<c>``, ``spec.pinDigest``)."""
     platform: str | None = None
     """``os/arch[/variant]`` of a multi-arch image (``platform.<c>``, ``spec.platform``)."""
+    rollback_hold: bool = True
+    """Hold the field at a person's rollback of an automated update, DESIGN §5
+    (``rollback-hold[.<c>]`` annotations, ``spec.rollbackHold``); False: never hold."""
     part: str = "image"
     """What the value is: ``image`` (a whole reference), or only its ``tag``, ``name``
     (repository without tag) or ``digest`` (``sha256:...``). Always ``image`` for annotation

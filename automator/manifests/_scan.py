@@ -229,6 +229,7 @@ def _marker_field(pending: _Pending, policy: ImagePolicy) -> ImageField:
         ignore_tags=policy.ignore_tags,
         pin_digest=policy.pin_digest,
         platform=policy.platform,
+        rollback_hold=policy.rollback_hold,
         part=pending.ref.part,
         repository=policy.image,
         marker=pending.ref.text,
@@ -373,6 +374,7 @@ def _scan_workload(
             ignore_tags=policy.ignore_tags,
             pin_digest=policy.pin_digest,
             platform=policy.platform,
+            rollback_hold=policy.rollback_hold,
         )
         result.append((int(container.image.node.start_mark.index), field))
     return result
