@@ -411,8 +411,9 @@ def _print_cycle(result: CycleResult, out: TextIO, *, dry_run: bool) -> None:
 def _print_plan(evaluation: Evaluation, out: TextIO, *, output: str) -> None:
     changes = evaluation.changes
     if output == "json":
-        elements = [e for r in evaluation.results if (e := r.plan_element()) is not None]
-        json.dump(elements, out, indent=2)
+        # Changes only (DESIGN §2: what `once` would write); holds are in `images` and
+        # in the text output, so a consumer counting elements counts writes.
+        json.dump([c.as_dict() for c in changes], out, indent=2)
         out.write("\n")
         return
     for c in changes:

@@ -89,7 +89,6 @@ class PlannedChange:
             "new": self.new,
             "policy": f.policy,
             "line": f.line,
-            "held": None,
         }
 
 
@@ -125,15 +124,6 @@ class FieldResult:
     failure: Failure | None = None
     hold: Hold | None = None
     """Set when a person's rollback holds the field (DESIGN §5); then ``new`` is None."""
-
-    def plan_element(self) -> dict[str, object] | None:
-        """The ``plan --output json`` element: a change, or a held field (``new`` null)."""
-        if self.new is not None:
-            return PlannedChange(self.field, self.new).as_dict()
-        if self.hold is None:
-            return None
-        element = PlannedChange(self.field, "").as_dict()
-        return {**element, "new": None, "held": self.hold.as_dict()}
 
 
 @dataclass(frozen=True)
