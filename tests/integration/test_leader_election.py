@@ -16,11 +16,16 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from automator.errors import ClusterError
+from automator.kubelease import KubeLeaseStore
+from automator.leader import Attempt, Elector
+from automator.sync.render import render_path
 from tests.support.git import GitDaemon, git, make_bare_repo
 from tests.support.kube import ControlPlane
 from tests.support.process import free_port, http_get, wait_until
@@ -29,6 +34,7 @@ from tests.support.registry import RegistryServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
+_ROOT = Path(__file__).resolve().parents[2]
 _TIMEOUT = 120  # generous: two cores shared by several test workers
 _LEASE = "automator-config"
 
@@ -290,3 +296,69 @@ def test_a_leader_stopped_with_sigterm_hands_the_lease_over_at_once(rig: Rig) ->
 
     _publish_and_expect_one_commit(rig, "1.1.0")
     rig.assert_no_update_committed_twice()
+
+
+def _kubeconfig_for(control_plane: ControlPlane, token: str, path: Path) -> Path:
+    cluster = {"server": control_plane.server, "certificate-authority": str(control_plane.ca_file)}
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"token": token}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    return path
+
+
+def test_the_deploy_role_lets_the_automator_hold_its_lease_and_nothing_else(
+    tmp_path: Path, control_plane: ControlPlane, kube_namespace: str
+) -> None:
+    rbac = [
+        r.obj
+        for r in render_path(_ROOT, "deploy/automator.yaml")
+        if r.obj["kind"] in ("ServiceAccount", "Role", "RoleBinding")
+    ]
+    for obj in rbac:  # the example's objects, in this test's own namespace
+        obj["metadata"]["namespace"] = kube_namespace
+        for subject in obj.get("subjects", []):
+            subject["namespace"] = kube_namespace
+    control_plane.kubectl(
+        "apply", "--server-side", "--field-manager=test", "-f", "-", stdin=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": rbac}
+        ),
+    )  # fmt: skip
+    token = control_plane.kubectl("create", "token", "automator", "-n", kube_namespace).stdout
+    kubeconfig = _kubeconfig_for(control_plane, token.strip(), tmp_path / "sa.kubeconfig")
+
+    store = KubeLeaseStore(_LEASE, kube_namespace, kubeconfig=kubeconfig)
+    first = Elector(store, "a", lease_duration=15, renew_deadline=10, retry_period=2)
+    second = Elector(store, "b", lease_duration=15, renew_deadline=10, retry_period=2)
+    try:
+        assert first.attempt() is Attempt.LEADING  # create
+        assert first.attempt() is Attempt.LEADING  # get + update
+        assert second.attempt() is Attempt.FOLLOWING
+        seen = store.get()
+        assert seen is not None
+        assert seen.holder == "a"
+        # compare-and-swap: a write carrying a stale resourceVersion loses with 409
+        first.attempt()
+        with pytest.raises(ClusterError) as conflict:
+            store.update(replace(seen, holder="b"))
+        assert conflict.value.status == 409
+        assert first.release()
+        released = store.get()
+        assert released is not None
+        assert released.holder == ""
+        assert second.attempt() is Attempt.LEADING
+
+        other = KubeLeaseStore("someone-elses-lease", kube_namespace, kubeconfig=kubeconfig)
+        with pytest.raises(ClusterError, match=r"grant get, create and update on leases"):
+            other.get()
+        other.close()
+    finally:
+        store.close()
