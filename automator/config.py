@@ -40,6 +40,7 @@ __all__ = [
     "Author",
     "GitSettings",
     "HttpSettings",
+    "LeaderElectionSettings",
     "RegistrySettings",
     "SecretRef",
     "Settings",
@@ -454,6 +455,80 @@ class SyncSettings(_Model):
         return None if listen is None else _listen_address(listen)
 
 
+class LeaderElectionSettings(_Model):
+    """``leader_election``: replicas of ``automator run`` take turns through one Lease.
+
+    The timing keys mean what they mean in client-go's leaderelection: a follower takes
+    over a lease nobody renewed for ``lease_duration``; the leader stops writing when it
+    could not renew for ``renew_deadline``; everyone retries every ``retry_period``.
+    """
+
+    lease: str = Field(description="name of the coordination.k8s.io/v1 Lease")
+    namespace: str = Field(default="automator-system", description="the Lease's namespace")
+    kubeconfig: Path | None = Field(
+        default=None, description="default: in-cluster, then $KUBECONFIG, then ~/.kube/config"
+    )
+    context: str | None = None
+    identity: str | None = Field(
+        default=None, description="holderIdentity; default $POD_NAME (else hostname) _ pid"
+    )
+    lease_duration: Duration = 15.0
+    renew_deadline: Duration = 10.0
+    retry_period: Duration = 2.0
+
+    @field_validator("lease")
+    @classmethod
+    def _check_lease(cls, name: str) -> str:
+        return _dns_label(name, "Lease name")
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, namespace: str) -> str:
+        return _dns_label(namespace, "namespace")
+
+    @field_validator("identity")
+    @classmethod
+    def _check_identity(cls, identity: str | None) -> str | None:
+        if identity is not None and not identity.strip():
+            raise ValueError("must not be empty; remove it to use $POD_NAME (or hostname) and pid")
+        return identity
+
+    @field_validator("lease_duration")
+    @classmethod
+    def _check_lease_duration(cls, seconds: float) -> float:
+        if seconds < 1 or seconds != int(seconds):
+            raise ValueError(
+                "must be a whole number of seconds, at least 1s (the Lease stores "
+                "leaseDurationSeconds), e.g. 15s"
+            )
+        return seconds
+
+    @field_validator("renew_deadline", "retry_period")
+    @classmethod
+    def _check_positive(cls, seconds: float) -> float:
+        if seconds <= 0:
+            raise ValueError("must be a positive duration such as 2s")
+        return seconds
+
+    @model_validator(mode="after")
+    def _check_order(self) -> LeaderElectionSettings:
+        # client-go's rules: the leader gives up before anyone may take over, and has
+        # time for more than one renewal attempt before it gives up.
+        if self.renew_deadline >= self.lease_duration:
+            raise ValueError(
+                f"leader_election.renew_deadline ({self.renew_deadline:g}s) must be shorter "
+                f"than leader_election.lease_duration ({self.lease_duration:g}s): the leader "
+                "must stop writing before a follower may take over; lower renew_deadline"
+            )
+        if self.renew_deadline <= 1.2 * self.retry_period:
+            raise ValueError(
+                f"leader_election.renew_deadline ({self.renew_deadline:g}s) must exceed 1.2 x "
+                f"leader_election.retry_period ({self.retry_period:g}s), so the leader can "
+                "retry a failed renewal before giving up; lower retry_period"
+            )
+        return self
+
+
 class Settings(_Model):
     """Everything the product needs to know, validated once."""
 
@@ -475,6 +550,7 @@ class Settings(_Model):
         "as transient and leave their workloads unchanged",
     )
     sync: SyncSettings = SyncSettings()
+    leader_election: LeaderElectionSettings | None = None
 
     @model_validator(mode="after")
     def _separate_clones(self) -> Settings:

@@ -11,6 +11,7 @@ the running cycle has finished, so a rollout of the daemon never cuts a commit i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import structlog
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -37,6 +39,8 @@ from automator.config import SecretRef, Settings, read_secret
 from automator.engine import Engine
 from automator.errors import ConfigError, ImageRefError
 from automator.images import ImageRef
+from automator.kubelease import KubeLeaseStore
+from automator.leader import Elector, LeaderElection, default_identity
 from automator.registry import RegistryMetrics
 from automator.sync import Synchronizer, SyncReport
 from automator.webhooks import (
@@ -109,6 +113,11 @@ class DaemonState(_Served):
             "Unix time of the last cycle without failures.",
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "automator_leader",
+            "1 while this replica may write (it leads, or leader election is off), else 0.",
+            registry=self.registry,
+        )
 
     def record(
         self, *, ok: bool, updates: int, failed: int, duration: float, partial: bool = False
@@ -165,9 +174,18 @@ class Cycles:
     """
 
     def __init__(
-        self, engine: Engine, state: DaemonState, scheduler: BackgroundScheduler, window: float
+        self,
+        engine: Engine,
+        state: DaemonState,
+        scheduler: BackgroundScheduler,
+        window: float,
+        *,
+        gate: Callable[[], bool] | None = None,
     ) -> None:
+        """``gate`` says whether this replica may write now (leader election); cycles
+        are skipped while it says no."""
         self._engine, self._state, self._scheduler, self._window = engine, state, scheduler, window
+        self._gate = gate
         self._cycle_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: dict[RepositoryRef, None] = {}
@@ -175,6 +193,9 @@ class Cycles:
 
     def full(self) -> None:
         self._run(None)
+
+    def writable(self) -> bool:
+        return self._gate is None or self._gate()
 
     def hook(self, refs: Collection[RepositoryRef]) -> None:
         """Queue repositories for the next webhook cycle (armed once per window)."""
@@ -203,6 +224,8 @@ class Cycles:
 
     def _run(self, only: Callable[[ImageRef], bool] | None) -> None:
         with self._cycle_lock:
+            if not self.writable():
+                return  # a follower: the leader runs the cycles
             try:
                 result = self._engine.run_once(only=only)
             except Exception:
@@ -318,6 +341,15 @@ def _handler(
             )
             try:
                 authorize(request, secret)
+                if cycles is not None and not git and not cycles.writable():
+                    # A follower: 503 makes the registry retry, and the Service may send
+                    # the retry to the leader (the interval cycle catches up regardless).
+                    log.info("webhook_not_leader", kind=kind)
+                    self.send_response(503)
+                    self.send_header("Retry-After", "5")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if git and git_hook is not None:
                     branch = pushed_branch(request)
                     started = git_hook(branch)
@@ -490,14 +522,29 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
     stop = stop or threading.Event()
     secret = _hook_secret(settings.http.webhook_secret_env, key="http.webhook_secret")
     state = DaemonState()
-    engine = Engine.from_settings(settings, metrics=RegistryMetrics(state.registry))
+    elector = _elector(settings)
+    engine = Engine.from_settings(
+        settings,
+        metrics=RegistryMetrics(state.registry),
+        before_push=elector.check_may_write if elector is not None else None,
+    )
     scheduler = BackgroundScheduler(timezone="UTC")
-    cycles = Cycles(engine, state, scheduler, settings.batch_window)
+    cycles = Cycles(
+        engine,
+        state,
+        scheduler,
+        settings.batch_window,
+        gate=elector.may_write if elector is not None else None,
+    )
+    election = None if elector is None else _election(elector, state, scheduler, cycles)
+    if election is None:
+        state.leader.set(1)
 
     try:
         server = _serve(settings.http.listen, _handler(state, cycles, secret), key="http.listen")
     except ConfigError:
         engine.close()
+        _close_store(elector)
         raise
 
     scheduler.add_job(
@@ -520,13 +567,58 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
     if secret is None:
         log.warning("webhooks_unauthenticated", fix="set http.webhook_secret_env")
     scheduler.start()
+    if election is not None:
+        election.start()
     try:
         stop.wait()
     finally:
         scheduler.shutdown(wait=True)
+        if election is not None:
+            election.stop()  # only now that no cycle runs: release the lease
+            _close_store(elector)
         server.shutdown()
         server.server_close()
         engine.close()
         _restore_signals(previous)
         log.info("daemon_stopped")
     return 0
+
+
+def _elector(settings: Settings) -> Elector | None:
+    """The Lease candidate when ``leader_election`` is set (ConfigError: bad kubeconfig)."""
+    le = settings.leader_election
+    if le is None:
+        return None
+    return Elector(
+        KubeLeaseStore.from_settings(le),
+        le.identity or default_identity(),
+        lease_duration=le.lease_duration,
+        renew_deadline=le.renew_deadline,
+        retry_period=le.retry_period,
+    )
+
+
+def _election(
+    elector: Elector, state: DaemonState, scheduler: BackgroundScheduler, cycles: Cycles
+) -> LeaderElection:
+    """Wire the election into the daemon: a new leader runs a full cycle at once (hooks
+    the old one was batching are gone with it), the gauge follows, and a replica is ready
+    as soon as it has seen the Lease (a follower too, so rollouts do not stall)."""
+
+    def started() -> None:
+        state.leader.set(1)
+        with contextlib.suppress(SchedulerNotRunningError):  # shutting down
+            scheduler.add_job(cycles.full, id="cycle-elected", replace_existing=True)
+
+    return LeaderElection(
+        elector,
+        on_started=started,
+        on_stopped=lambda: state.leader.set(0),
+        on_observed=state._mark_ready,
+    )
+
+
+def _close_store(elector: Elector | None) -> None:
+    store = getattr(elector, "store", None)
+    if isinstance(store, KubeLeaseStore):
+        store.close()

@@ -206,19 +206,30 @@ class Engine:
         registry: RegistryClient,
         repo: GitRepo,
         clock: Callable[[], float] = time.monotonic,
+        before_push: Callable[[], None] | None = None,
     ) -> None:
+        """``before_push`` runs right before every push and may raise to cancel it (leader
+        election: a replica whose lease is not valid long enough must not push)."""
         self.settings = settings
         self.registry = registry
         self.repo = repo
         self._clock = clock
+        self._before_push = before_push
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, metrics: RegistryMetrics | None = None) -> Engine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        metrics: RegistryMetrics | None = None,
+        before_push: Callable[[], None] | None = None,
+    ) -> Engine:
         """The production wiring: real registry client, working clone in ``clone_dir``."""
         return cls(
             settings,
             registry=RegistryClient(settings, metrics=metrics),
             repo=GitRepo(settings.git, settings.clone_dir),
+            before_push=before_push,
         )
 
     def close(self) -> None:
@@ -443,6 +454,8 @@ class Engine:
             if sha is None:
                 result.changes = []
                 return
+            if self._before_push is not None:
+                self._before_push()  # raises (NotLeader) to cancel: the commit stays local
             try:
                 self.repo.push()
             except PushRejected as exc:

@@ -21,7 +21,8 @@ the message.
         ├── RegistryUnavailable  network error, timeout, 429, 5xx
         ├── GitUnavailable       remote unreachable
         ├── ClusterUnavailable   apiserver unreachable, 429 or 5xx
-        └── PushRejected         someone else pushed first: fetch, re-apply, push again
+        ├── PushRejected         someone else pushed first: fetch, re-apply, push again
+        └── NotLeader            leader election is on and this replica may not write now
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "GitUnavailable",
     "ImageRefError",
     "ManifestError",
+    "NotLeader",
     "PermanentError",
     "PolicyError",
     "PushRejected",
@@ -135,3 +137,9 @@ class GitUnavailable(TransientError):
 
 class PushRejected(TransientError):
     """The push was rejected because the remote moved; fetch and re-apply."""
+
+
+class NotLeader(TransientError):
+    """Leader election is on and this replica does not hold a lease valid long enough to
+    push: the cycle stops before pushing and the leader (this one again, or another) runs
+    the next one."""

@@ -34,13 +34,37 @@ def test_the_synchronizer_example_carries_a_valid_configuration_for_sync() -> No
     assert settings.sync.webhook_secret_env in {e["name"] for e in container["env"]}
 
 
-def test_the_automator_example_carries_a_valid_configuration_without_cluster_access() -> None:
+def test_the_automator_example_runs_two_replicas_that_may_touch_only_their_lease() -> None:
     settings = _embedded_config("deploy/automator.yaml")
     assert settings.http.listen == "0.0.0.0:8080"
+    assert settings.leader_election is not None
     objs = [r.obj for r in render_path(ROOT, "deploy/automator.yaml")]
-    assert not [o for o in objs if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    assert not [o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    (role,) = [o for o in objs if o["kind"] == "Role"]
+    (binding,) = [o for o in objs if o["kind"] == "RoleBinding"]
     (deployment,) = [o for o in objs if o["kind"] == "Deployment"]
-    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 2
+    # the Role covers leases only, in the Lease's namespace, and names the Lease where
+    # RBAC allows (create cannot be limited by name)
+    assert role["metadata"]["namespace"] == settings.leader_election.namespace
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == ["coordination.k8s.io"]
+        assert rule["resources"] == ["leases"]
+        assert set(rule["verbs"]) <= {"get", "create", "update"}
+        if set(rule["verbs"]) != {"create"}:
+            assert rule["resourceNames"] == [settings.leader_election.lease]
+    assert {v for rule in role["rules"] for v in rule["verbs"]} == {"get", "create", "update"}
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": pod["serviceAccountName"],
+            "namespace": "automator-system",
+        }
+    ]
+    (container,) = pod["containers"]
+    assert "POD_NAME" in {e["name"] for e in container["env"]}
 
 
 @pytest.mark.parametrize("rel", MANIFESTS)
