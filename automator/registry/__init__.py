@@ -8,14 +8,10 @@ see a library exception.
 
 from __future__ import annotations
 
-from automator.registry._client import (
-    CACHE_SIZE,
-    DOCKER_HUB_API,
-    MANIFEST_MEDIA_TYPES,
-    RegistryClient,
-)
+from automator.registry._client import CACHE_SIZE, MANIFEST_MEDIA_TYPES, RegistryClient
 from automator.registry._limits import RegistryStats
 from automator.registry._metrics import RegistryMetrics
+from automator.registry._transport import DOCKER_HUB_API
 
 __all__ = [
     "CACHE_SIZE",

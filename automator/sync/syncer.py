@@ -24,7 +24,6 @@ The order of a sync, and why:
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import itertools
 import threading
@@ -32,8 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -46,15 +44,31 @@ from automator.errors import (
     SignatureError,
 )
 from automator.gitrepo import GitRepo
-from automator.sync import drift, health, order, render
-from automator.sync.kube import Kube, ResourceType, api_group
+from automator.sync import drift, order, render
+from automator.sync.kube import Kube, ResourceType
+from automator.sync.model import (
+    ANNOTATION_FORCE,
+    ANNOTATION_PRUNE,
+    ANNOTATION_RECONCILE,
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    Action,
+    Change,
+    Desired,
+    DriftReport,
+    Live,
+    SyncReport,
+    annotation,
+    label,
+    log_change,
+)
+from automator.sync.prune import Pruner
+from automator.sync.record import StateStore
+from automator.sync.rollout import HealthWaiter
 from automator.sync.state import (
     InventoryEntry,
     SyncState,
     content_hash,
-    state_configmap,
-    state_from_configmap,
-    state_name,
 )
 
 __all__ = [
@@ -71,101 +85,10 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-LABEL_NAME = "automator.gitops.io/sync-name"
-LABEL_NAMESPACE = "automator.gitops.io/sync-namespace"
-ANNOTATION_FORCE = "automator.gitops.io/force"
-ANNOTATION_PRUNE = "automator.gitops.io/prune"
-ANNOTATION_RECONCILE = "automator.gitops.io/reconcile"
-
-Action = Literal["created", "configured", "unchanged", "deleted", "skipped", "failed"]
-_POLL = 1.0
 _FEW = 5
 _REPORT_ONLY = "drifted from Git; sync.mode is report"
 _APPLIED = frozenset({"created", "configured", "unchanged"})
 _IGNORED_META = ("managedFields", "resourceVersion")
-
-
-@dataclass(frozen=True)
-class Change:
-    """What one sync did to one object (one change-set log line)."""
-
-    id: str
-    action: Action
-    message: str = ""
-    source: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return {"object": self.id, "action": self.action, "message": self.message}
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    """One object whose live state differs from Git on fields Git sets."""
-
-    id: str
-    source: str
-    differences: tuple[drift.Difference, ...]
-    missing: bool = False
-    extra: bool = False  # in the cluster with our labels, gone from Git: the next sync prunes it
-
-
-@dataclass
-class SyncReport:
-    """Everything one sync did, for the CLI, the daemon's metrics and the state record."""
-
-    revision: str | None = None
-    result: Literal["succeeded", "failed", "refused"] = "succeeded"
-    message: str = ""
-    changes: list[Change] = field(default_factory=list)
-    drift: list[DriftReport] = field(default_factory=list)
-    health: str = "healthy"
-    health_message: str = ""
-    errors: list[str] = field(default_factory=list)
-    duration: float = 0.0
-    requests: int = 0
-    dry_run: bool = False
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for change in self.changes:
-            out[change.action] = out.get(change.action, 0) + 1
-        return out
-
-    @property
-    def ok(self) -> bool:
-        return self.result == "succeeded"
-
-
-@dataclass
-class _Live:
-    """Live copies of desired objects, and the ones a LIST showed do not exist.
-
-    Keyed by type *and* identity: one object listed at two versions (Git may use
-    ``autoscaling/v1`` for one HPA and ``v2`` for another) comes back in two shapes, and
-    each desired object must be compared with the shape of its own version.
-    """
-
-    objects: dict[tuple[ResourceType, order.ObjectId], dict[str, Any]] = field(default_factory=dict)
-    absent: set[tuple[ResourceType, order.ObjectId]] = field(default_factory=set)
-
-    def get(self, item: _Desired) -> dict[str, Any] | None:
-        return self.objects.get((item.rtype, item.id))
-
-    def known_absent(self, item: _Desired) -> bool:
-        return (item.rtype, item.id) in self.absent
-
-
-@dataclass
-class _Desired:
-    obj: dict[str, Any]
-    id: order.ObjectId
-    rtype: ResourceType
-    source: str
-    hash: str
-
-    @property
-    def name(self) -> str:
-        return str(self.id)
 
 
 class Synchronizer:
@@ -179,9 +102,11 @@ class Synchronizer:
         self._labels = {LABEL_NAME: self._sync.name, LABEL_NAMESPACE: self._sync.namespace}
         # the last clean render and its revision, reused while the revision is the same
         # (plain YAML only: a kustomization may pull remote bases that change under it)
-        self._rendered: tuple[str, list[_Desired]] | None = None
-        self._namespace_ready = False
+        self._rendered: tuple[str, list[Desired]] | None = None
         self._interrupted = threading.Event()
+        self._pruner = Pruner(kube, self._sync, self._map)
+        self._health = HealthWaiter(kube, self._sync, self._interrupted, self._map)
+        self._state = StateStore(kube, self._sync, self._map)
 
     def interrupt(self) -> None:
         """Cut the waits of a running sync short (shutdown): the applies already made
@@ -263,13 +188,13 @@ class Synchronizer:
         live = self._live(desired)
         reports: list[DriftReport] = []
 
-        def one(item: _Desired) -> DriftReport | None:
+        def one(item: Desired) -> DriftReport | None:
             current = live.get(item)
             if current is None and not live.known_absent(item):
                 current = self._kube.get(item.rtype, item.id.name, item.id.namespace)
             if current is None:
                 return DriftReport(item.name, item.source, (), missing=True)
-            if _annotation(current, ANNOTATION_RECONCILE) == "disabled":
+            if annotation(current, ANNOTATION_RECONCILE) == "disabled":
                 return None
             strict = tuple(drift.compare(item.obj, current, strict=True))
             if not strict:
@@ -292,37 +217,37 @@ class Synchronizer:
         return revision, reports, errors
 
     def _would_prune(self, desired_ids: set[order.ObjectId]) -> list[DriftReport]:
-        previous, _ = self._previous_state(rebuild=False)
+        previous, _ = self._state.previous(rebuild=False)
         out: list[DriftReport] = []
         for entry in previous.inventory:
             if entry.id in desired_ids:
                 continue
             rtype = self._kube.served_type(entry.id.group, entry.id.kind, entry.version)
             live = rtype and self._kube.get(rtype, entry.id.name, entry.id.namespace)
-            if live and self._prunable(live) is None:
+            if live and self._pruner.prunable(live) is None:
                 out.append(DriftReport(str(entry.id), "", (), extra=True))
         return out
 
     def status(self) -> SyncState:
         """The state the last sync recorded in the cluster."""
-        return state_from_configmap(self._kube.get(_CONFIGMAP, *self._state_key()))
+        return self._state.status()
 
     # ------------------------------------------------------------------ the sync
 
     def _run(self, report: SyncReport, *, dry_run: bool) -> None:
-        previous, inventory_ok = self._previous_state()
+        previous, inventory_ok = self._state.previous()
         try:
             report.revision = self._source.sync()
             self._verify(report.revision)
         except SignatureError as exc:
             report.result, report.message = "refused", str(exc)
             log.error("sync_commit_refused", revision=report.revision, reason=str(exc))
-            self._record(report, previous, previous.inventory, applied=False)
+            self._state.record(report, previous, previous.inventory, applied=False)
             return
         except AutomatorError as exc:
             report.result, report.message = "failed", str(exc)
             log.error("sync_fetch_failed", revision=report.revision, error=str(exc))
-            self._record(report, previous, previous.inventory, applied=False)
+            self._state.record(report, previous, previous.inventory, applied=False)
             return
 
         desired, render_errors = self._render(report.revision)
@@ -349,12 +274,12 @@ class Synchronizer:
             log.warning("sync_prune_skipped", reason=why)
             inventory.extend(gone)
         else:
-            inventory.extend(self._prune(gone, desired_ids, report, dry_run=dry_run))
+            inventory.extend(self._pruner.prune(gone, desired_ids, report, dry_run=dry_run))
 
         if dry_run:
             report.health, report.health_message = "unknown", "not checked in a dry run"
         else:
-            self._check_health(desired, report, live)
+            self._health.check(desired, report, live)
         failed = [c for c in report.changes if c.action == "failed"]
         if failed or report.errors:
             report.result = "failed"
@@ -363,16 +288,16 @@ class Synchronizer:
             report.result = "failed"
             report.message = report.health_message
         applied = not report.errors and "failed" not in actions.values()
-        self._record(report, previous, tuple(inventory), applied=applied)
+        self._state.record(report, previous, tuple(inventory), applied=applied)
 
     def _apply_all(
         self,
-        desired: Sequence[_Desired],
+        desired: Sequence[Desired],
         hashes: Mapping[order.ObjectId, str],
         report: SyncReport,
         *,
         dry_run: bool,
-    ) -> tuple[dict[order.ObjectId, Action], _Live]:
+    ) -> tuple[dict[order.ObjectId, Action], Live]:
         """Stage one, wait for CRDs, stage two; kinds in order, a kind's objects at once."""
         live = self._live(desired)
         actions: dict[order.ObjectId, Action] = {}
@@ -406,7 +331,7 @@ class Synchronizer:
                     if dry_run and change.action == "created":
                         pending.update(_provides(item.obj))
                     actions[item.id] = change.action
-                    self._log_change(change, dry_run)
+                    log_change(change, dry_run)
                     report.changes.append(change)
                     if drifted is not None:
                         report.drift.append(drifted)
@@ -435,7 +360,7 @@ class Synchronizer:
         )
         log.info("sync_commit_verified", revision=revision, signer=signature.signer)
 
-    def _render(self, revision: str) -> tuple[list[_Desired], list[str]]:
+    def _render(self, revision: str) -> tuple[list[Desired], list[str]]:
         """Every desired object, prepared for the cluster, and the render errors.
 
         A daemon re-syncs the same revision most of the time: a clean render of plain
@@ -449,7 +374,7 @@ class Synchronizer:
             self._rendered = (revision, desired)
         return list(desired), errors
 
-    def _render_now(self) -> tuple[list[_Desired], list[str]]:
+    def _render_now(self) -> tuple[list[Desired], list[str]]:
         root = self._source.path
         errors: list[str] = []
         rendered: list[tuple[render.Rendered, str | None]] = []
@@ -467,7 +392,7 @@ class Synchronizer:
         for item, _ in rendered:
             if item.obj.get("kind") == "CustomResourceDefinition":
                 self._kube.learn_crd(item.obj)
-        desired: list[_Desired] = []
+        desired: list[Desired] = []
         seen: dict[order.ObjectId, str] = {}
         for item, target_ns in rendered:
             try:
@@ -486,7 +411,7 @@ class Synchronizer:
             desired.append(prepared)
         return desired, errors
 
-    def _prepare(self, item: render.Rendered, target_ns: str | None) -> _Desired:
+    def _prepare(self, item: render.Rendered, target_ns: str | None) -> Desired:
         obj = dict(item.obj)
         rtype = self._kube.resource_type(obj["apiVersion"], obj["kind"])
         meta = dict(obj.get("metadata") or {})
@@ -497,9 +422,9 @@ class Synchronizer:
         meta["labels"] = {**(meta.get("labels") or {}), **self._labels}
         obj["metadata"] = meta
         oid = order.ObjectId.from_obj(obj)
-        return _Desired(obj, oid, rtype, item.source, content_hash(obj))
+        return Desired(obj, oid, rtype, item.source, content_hash(obj))
 
-    def _live(self, desired: Sequence[_Desired]) -> _Live:
+    def _live(self, desired: Sequence[Desired]) -> Live:
         """The live state of every desired object, in LISTs rather than one GET each.
 
         One LIST per kind with our label selector finds what we applied before; for
@@ -508,7 +433,7 @@ class Synchronizer:
         successful LIST could account for is fetched on its own later.
         """
         types = sorted({d.rtype for d in desired}, key=str)
-        live = _Live()
+        live = Live()
         listed: set[ResourceType] = set()
         selector = {LABEL_NAME: self._sync.name}
         for rtype, items in zip(
@@ -518,7 +443,7 @@ class Synchronizer:
                 continue
             listed.add(rtype)
             for obj in items:
-                if _label(obj, LABEL_NAMESPACE) == self._sync.namespace:
+                if label(obj, LABEL_NAMESPACE) == self._sync.namespace:
                     live.objects[(rtype, order.ObjectId.from_obj(obj))] = obj
         missing: dict[tuple[ResourceType, str | None], set[order.ObjectId]] = {}
         for item in desired:
@@ -543,7 +468,7 @@ class Synchronizer:
 
     def _apply_one(
         self,
-        item: _Desired,
+        item: Desired,
         current: dict[str, Any] | None,
         absent: bool,
         recorded_hash: str | None,
@@ -551,7 +476,7 @@ class Synchronizer:
     ) -> tuple[Change, DriftReport | None]:
         if current is None and not absent:
             current = self._kube.get(item.rtype, item.id.name, item.id.namespace)
-        if current is not None and _annotation(current, ANNOTATION_RECONCILE) == "disabled":
+        if current is not None and annotation(current, ANNOTATION_RECONCILE) == "disabled":
             return Change(
                 item.name, "skipped", "reconcile disabled on the live object", item.source
             ), None
@@ -588,8 +513,8 @@ class Synchronizer:
         note = "corrected drift" if drifted is not None else ""
         return Change(item.name, "configured", note, item.source), drifted
 
-    def _recreate(self, item: _Desired, exc: ClusterError, dry_run: bool) -> Change:
-        if _annotation(item.obj, ANNOTATION_FORCE) != "true":
+    def _recreate(self, item: Desired, exc: ClusterError, dry_run: bool) -> Change:
+        if annotation(item.obj, ANNOTATION_FORCE) != "true":
             raise ClusterError(
                 f"{exc}; a field that cannot change was changed: revert it in Git, or add the "
                 f'annotation {ANNOTATION_FORCE}: "true" to let the synchronizer recreate '
@@ -617,7 +542,7 @@ class Synchronizer:
         self._kube.apply(item.obj)
         return Change(item.name, "configured", "recreated (immutable field changed)", item.source)
 
-    def _wait_for_crds(self, stage: Sequence[_Desired], report: SyncReport) -> None:
+    def _wait_for_crds(self, stage: Sequence[Desired], report: SyncReport) -> None:
         crds = [d for d in stage if d.obj.get("kind") == "CustomResourceDefinition"]
         deadline = time.monotonic() + self._sync.timeout
         for crd in crds:
@@ -633,298 +558,6 @@ class Synchronizer:
                 if self._interrupted.wait(0.2):
                     report.errors.append(f"stopped before {crd.name} was Established")
                     break
-
-    def _prune(
-        self,
-        gone: Sequence[InventoryEntry],
-        desired_ids: set[order.ObjectId],
-        report: SyncReport,
-        *,
-        dry_run: bool,
-    ) -> list[InventoryEntry]:
-        """Delete what Git no longer has, in reverse apply order; return what stays listed.
-
-        A failed delete stays listed (retried next sync); an object we may not delete is
-        dropped from the inventory: it is no longer ours to manage.
-        """
-        keep: list[InventoryEntry] = []
-        for entry in sorted(gone, key=lambda e: order.delete_key(e.id)):
-            name = str(entry.id)
-            try:
-                rtype = self._kube.served_type(entry.id.group, entry.id.kind, entry.version)
-                if rtype is None:  # nothing serves the kind any more: no such object exists
-                    change = Change(name, "skipped", "not pruned: its kind is no longer served")
-                    self._log_change(change, dry_run)
-                    report.changes.append(change)
-                    continue
-                live = self._kube.get(rtype, entry.id.name, entry.id.namespace)
-                if live is None:
-                    change = Change(name, "skipped", "not pruned: already gone from the cluster")
-                    self._log_change(change, dry_run)
-                    report.changes.append(change)
-                    continue
-                reason = self._prunable(live)
-                if _annotation(live, ANNOTATION_RECONCILE) == "disabled":
-                    keep.append(entry)  # an incident's pause: prune it once re-enabled
-                if reason is None and rtype.kind == "Namespace" and not rtype.group:
-                    reason = self._namespace_blocker(entry.id.name, desired_ids)
-                    if reason is not None:
-                        keep.append(entry)  # ours: prune it once it is empty
-                if reason is not None:
-                    change = Change(name, "skipped", f"not pruned: {reason}")
-                else:
-                    if not dry_run:
-                        self._kube.delete(rtype, entry.id.name, entry.id.namespace)
-                    change = Change(name, "deleted", "removed from Git")
-            except (ClusterError, ClusterUnavailable) as exc:
-                change = Change(name, "failed", f"prune failed: {exc}")
-                keep.append(entry)
-            self._log_change(change, dry_run)
-            report.changes.append(change)
-        return keep
-
-    def _prunable(self, live: Mapping[str, Any]) -> str | None:
-        """Why this live object must not be pruned, or None when it may be."""
-        if (
-            _label(live, LABEL_NAME) != self._sync.name
-            or _label(live, LABEL_NAMESPACE) != self._sync.namespace
-        ):
-            return "it does not carry this sync's labels"
-        if _annotation(live, ANNOTATION_PRUNE) == "disabled":
-            return f"{ANNOTATION_PRUNE} is disabled"
-        if _annotation(live, ANNOTATION_RECONCILE) == "disabled":
-            return f"{ANNOTATION_RECONCILE} is disabled"
-        return None
-
-    def _namespace_blocker(self, namespace: str, desired_ids: set[order.ObjectId]) -> str | None:
-        """Why deleting this Namespace would delete something that is not ours to delete.
-
-        Deleting a Namespace deletes everything in it, so it is pruned only when it holds
-        nothing still in Git and nothing without our labels (or protected), apart from
-        what Kubernetes itself puts there or will collect with its owner.
-        """
-        if any(oid.namespace == namespace for oid in desired_ids):
-            return "it still holds objects that are in Git"
-        blockers: list[str] = []
-        kinds = self._kube.kinds(namespaced_only=True)
-        for listed in self._map(
-            lambda versions: self._kube.list_served(versions, namespace=namespace), kinds
-        ):
-            if isinstance(listed, BaseException):
-                return f"cannot check what it holds ({listed})"
-            if listed is None:
-                continue  # a kind this server does not serve
-            rtype, items = listed
-            for obj in items:
-                if _incidental(rtype, obj) or self._prunable(obj) is None:
-                    continue
-                meta = obj.get("metadata") or {}
-                blockers.append(f"{rtype.kind}/{meta.get('name')}")
-        if blockers:
-            listed = ", ".join(sorted(set(blockers))[:3])
-            more = f" and {len(set(blockers)) - 3} more" if len(set(blockers)) > 3 else ""
-            return f"it holds objects that are not this sync's to delete ({listed}{more})"
-        return None
-
-    def _check_health(self, desired: Sequence[_Desired], report: SyncReport, live: _Live) -> None:
-        """Wait up to ``sync.timeout`` for workloads to roll out.
-
-        An unchanged workload is judged from the LIST taken before applying (no request);
-        the others are polled with one labelled LIST per kind and namespace per round,
-        not one GET per workload.
-        """
-        actions = {c.id: c.action for c in report.changes}
-        candidates = [
-            d
-            for d in desired
-            if actions.get(d.name) not in ("skipped", "failed") and _assessable(d.obj)
-        ]
-        verdicts: dict[str, health.Health] = {}
-        pending: list[_Desired] = []
-        for item in candidates:
-            seen = live.get(item) if actions.get(item.name) == "unchanged" else None
-            verdict = health.assess(seen) if seen is not None else None
-            if verdict is not None and verdict.status == "healthy":
-                verdicts[item.name] = verdict
-            else:
-                pending.append(item)
-        deadline = time.monotonic() + self._sync.timeout
-        while pending:
-            results = self._poll(pending)
-            still: list[_Desired] = []
-            for item, current in zip(pending, results, strict=True):
-                if isinstance(current, ClusterError):
-                    verdicts[item.name] = health.Health("failed", f"cannot read it: {current}")
-                    continue
-                if isinstance(current, BaseException) or current is None:
-                    reason = str(current) if current is not None else "not found yet"
-                    verdicts[item.name] = health.Health("progressing", reason)
-                    still.append(item)
-                    continue
-                if _label(current, LABEL_NAME) != self._sync.name:
-                    verdicts[item.name] = health.Health("healthy", "taken over (no sync labels)")
-                    continue
-                verdict = health.assess(current) or health.Health("healthy", "")
-                verdicts[item.name] = verdict
-                if verdict.status == "progressing":
-                    still.append(item)
-            if any(v.status == "failed" for v in verdicts.values()) or not still:
-                break
-            if time.monotonic() + _POLL > deadline:
-                break
-            pending = still
-            if self._interrupted.wait(_POLL):
-                for item in still:
-                    verdicts[item.name] = health.Health(
-                        "progressing", "not checked further: the synchronizer was stopping"
-                    )
-                break
-        failed = {k: v for k, v in verdicts.items() if v.status == "failed"}
-        waiting = {k: v for k, v in verdicts.items() if v.status == "progressing"}
-        for name, verdict in sorted(verdicts.items()):
-            log.info("sync_health", object=name, health=verdict.status, message=verdict.message)
-        if failed:
-            report.health = "failed"
-            report.health_message = "; ".join(
-                f"{k}: {v.message}" for k, v in sorted(failed.items())
-            )
-        elif waiting:
-            report.health = "progressing"
-            report.health_message = "not healthy within sync.timeout: " + "; ".join(
-                f"{k}: {v.message}" for k, v in sorted(waiting.items())
-            )
-        else:
-            report.health, report.health_message = "healthy", ""
-
-    def _poll(self, items: Sequence[_Desired]) -> list[dict[str, Any] | BaseException | None]:
-        """The live copies of ``items``, one labelled LIST per kind and namespace."""
-        groups = sorted({(d.rtype, d.id.namespace) for d in items}, key=str)
-        selector = {LABEL_NAME: self._sync.name}
-        found: dict[tuple[ResourceType, order.ObjectId], dict[str, Any]] = {}
-        failures: dict[tuple[ResourceType, str | None], BaseException] = {}
-        for group, listed in zip(
-            groups,
-            self._map(lambda g: self._kube.list(g[0], namespace=g[1], labels=selector), groups),
-            strict=True,
-        ):
-            if isinstance(listed, BaseException):
-                failures[group] = listed
-                continue
-            for obj in listed:
-                found[(group[0], order.ObjectId.from_obj(obj))] = obj
-        out: list[dict[str, Any] | BaseException | None] = []
-        for item in items:
-            failure = failures.get((item.rtype, item.id.namespace))
-            seen = found.get((item.rtype, item.id))
-            if failure is None and seen is None:
-                # not under our labels: gone, or someone took it over (rare: one GET)
-                try:
-                    seen = self._kube.get(item.rtype, item.id.name, item.id.namespace)
-                except (ClusterError, ClusterUnavailable) as exc:
-                    failure = exc
-            out.append(failure or seen)
-        return out
-
-    # ------------------------------------------------------------------ state
-
-    def _state_key(self) -> tuple[str, str]:
-        return state_name(self._sync.name), self._sync.namespace
-
-    def _previous_state(self, *, rebuild: bool = True) -> tuple[SyncState, bool]:
-        """The recorded state, and whether its inventory can be trusted for pruning.
-
-        With no record (first sync, or someone deleted it) or an unreadable one, the
-        inventory is rebuilt from the objects that carry this sync's labels, so objects
-        removed from Git meanwhile are still pruned; if that scan is incomplete, pruning
-        is off for this sync.
-        """
-        try:
-            state = self.status()
-            if state.result != "never":
-                return state, True
-        except ClusterError as exc:
-            if exc.status:
-                raise
-            log.error("sync_state_unreadable", error=str(exc))
-            state = SyncState()
-        if not rebuild:
-            return state, False
-        inventory, complete = self._owned_objects()
-        return replace(state, inventory=inventory), complete
-
-    def _owned_objects(self) -> tuple[tuple[InventoryEntry, ...], bool]:
-        """Every live object carrying this sync's labels, one LIST per kind (at its
-        preferred served version)."""
-        selector = {LABEL_NAME: self._sync.name}
-        found: dict[str, InventoryEntry] = {}
-        complete = True
-        kinds = self._kube.kinds()
-        for listed in self._map(
-            lambda versions: self._kube.list_served(versions, labels=selector), kinds
-        ):
-            if isinstance(listed, BaseException):
-                complete = False
-                continue
-            if listed is None:
-                continue  # a kind this server does not serve
-            rtype, items = listed
-            for obj in items:
-                uid = str((obj.get("metadata") or {}).get("uid", ""))
-                if _label(obj, LABEL_NAMESPACE) == self._sync.namespace and uid not in found:
-                    oid = order.ObjectId.from_obj(obj)
-                    found[uid] = InventoryEntry(oid, rtype.version, "")
-        if found:
-            log.info("sync_inventory_rebuilt", objects=len(found), complete=complete)
-        return tuple(found.values()), complete
-
-    def _record(
-        self,
-        report: SyncReport,
-        previous: SyncState,
-        inventory: tuple[InventoryEntry, ...],
-        *,
-        applied: bool,
-    ) -> None:
-        """Write the state record (never in a dry run).
-
-        ``applied``: this revision's objects all went in, whatever their health; a fetch
-        failure or refused commit carries the previous health, since nothing changed.
-        """
-        if report.dry_run:
-            return
-        nothing_done = report.result == "refused" or not report.changes
-        if nothing_done and not applied:
-            report.health = previous.health if previous.result != "never" else "unknown"
-            report.health_message = previous.health_message
-        state = SyncState(
-            revision=report.revision,
-            applied_revision=report.revision if applied else previous.applied_revision,
-            result=report.result,
-            message=report.message[:2000],
-            health=report.health,
-            health_message=report.health_message[:2000],
-            time=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            counts=report.counts(),
-            inventory=inventory,
-        )
-        record = state_configmap(state, name=self._sync.name, namespace=self._sync.namespace)
-        if not self._namespace_ready:
-            self._ensure_state_namespace()
-        try:
-            self._kube.apply(record)
-        except ClusterError as exc:
-            if exc.status != 404:
-                raise
-            self._ensure_state_namespace()  # someone deleted sync.namespace meanwhile
-            self._kube.apply(record)
-        self._namespace_ready = True
-
-    def _ensure_state_namespace(self) -> None:
-        namespace = self._sync.namespace
-        if self._kube.get(_NAMESPACE, namespace) is None:
-            self._kube.apply(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-            )
 
     # ------------------------------------------------------------------ helpers
 
@@ -942,22 +575,6 @@ class Synchronizer:
             return [safe(i) for i in items]
         with ThreadPoolExecutor(max_workers=self._sync.max_concurrency) as pool:
             return list(pool.map(safe, items))
-
-    @staticmethod
-    def _log_change(change: Change, dry_run: bool) -> None:
-        event = log.warning if change.action == "failed" else log.info
-        event(
-            "sync_change",
-            object=change.id,
-            action=change.action,
-            message=change.message or None,
-            source=change.source or None,
-            dry_run=dry_run or None,
-        )
-
-
-_CONFIGMAP = ResourceType("", "v1", "ConfigMap", "configmaps", True)
-_NAMESPACE = ResourceType("", "v1", "Namespace", "namespaces", False)
 
 
 def _where(exc: BaseException) -> str:
@@ -980,38 +597,11 @@ def _provides(obj: Mapping[str, Any]) -> set[tuple[str, str]]:
     return set()
 
 
-def _waits_for(item: _Desired, pending: set[tuple[str, str]]) -> bool:
+def _waits_for(item: Desired, pending: set[tuple[str, str]]) -> bool:
     return ("namespace", str(item.id.namespace)) in pending or (
         "kind",
         f"{item.id.group}/{item.id.kind}",
     ) in pending
-
-
-_INCIDENTAL_KINDS = frozenset({("", "Event"), ("events.k8s.io", "Event"), ("", "Endpoints")})
-_INCIDENTAL_KINDS |= {("discovery.k8s.io", "EndpointSlice")}
-_DEFAULT_OBJECTS = frozenset({("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")})
-
-
-def _incidental(rtype: ResourceType, obj: Mapping[str, Any]) -> bool:
-    """Objects a namespace holds that are nobody's to protect: Kubernetes' own defaults,
-    events and endpoints, things being deleted, and things collected with their owner."""
-    meta = obj.get("metadata") or {}
-    return (
-        (rtype.group, rtype.kind) in _INCIDENTAL_KINDS
-        or (rtype.kind, meta.get("name")) in _DEFAULT_OBJECTS
-        or bool(meta.get("ownerReferences"))
-        or bool(meta.get("deletionTimestamp"))
-    )
-
-
-def _label(obj: Mapping[str, Any], key: str) -> str | None:
-    value = ((obj.get("metadata") or {}).get("labels") or {}).get(key)
-    return value if isinstance(value, str) else None
-
-
-def _annotation(obj: Mapping[str, Any], key: str) -> str | None:
-    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(key)
-    return value if isinstance(value, str) else None
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> str | None:
@@ -1024,12 +614,6 @@ def _condition(obj: Mapping[str, Any], kind: str) -> str | None:
 
 def _immutable(exc: ClusterError) -> bool:
     return exc.status == 422 and "immutable" in str(exc)
-
-
-def _assessable(obj: Mapping[str, Any]) -> bool:
-    return obj.get("kind") in {"Deployment", "StatefulSet", "DaemonSet", "Job"} and api_group(
-        str(obj.get("apiVersion", ""))
-    ) in {"apps", "batch"}
 
 
 def _same(preview: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
