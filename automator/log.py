@@ -80,3 +80,39 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(out, renderer)
+
+
+class _StdlibHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the one handler :func:`configure_logging` installs, so a second call
+    replaces it instead of doubling every line."""
+
+
+def _foreign_text(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event["event"] = redact_urls(str(event.get("event", "")))
+    return event
+
+
+def _route_stdlib_logging(out: TextIO, renderer: Any) -> None:
+    """Send libraries' stdlib log records (APScheduler, httpx, lightkube) through the
+    same renderer, so ``--log-format json`` stays one JSON object per line (a plain-text
+    warning from APScheduler used to land in the middle of the stream). Warnings and
+    above only; URLs in their text are redacted like ours."""
+    handler = _StdlibHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _foreign_text,
+                _redact,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
