@@ -1,11 +1,15 @@
 """The Registry HTTP API v2 client: tags, digests and creation times, with auth and retries.
 
-Design notes (the *why*):
+This module is the public API and the tag/manifest logic; the two jobs under it live
+beside it: ``_transport`` (per-registry httpx clients, TLS, retries, redirects,
+throttling) and ``_tokens`` (credentials, 401 challenges, bearer tokens). Design notes
+for the three (the *why*):
 
 * One ``httpx.Client`` per distinct TLS setting, shared by all threads: the engine lists
   tags for many repositories at once from a thread pool, and pooled keep-alive
   connections are what make that fast. Shared mutable state (tokens, learned auth
-  schemes, cached Docker credentials) sits behind one lock, never held during I/O.
+  schemes, cached Docker credentials in the authenticator; the learned page size here)
+  sits behind locks that are never held during I/O.
 * Authentication is learned, not configured: the first 401 tells us whether a registry
   wants Basic or a Bearer token (and where the token server is). Afterwards credentials
   or tokens are sent up front, so a scan of N repositories costs N token fetches at most,
