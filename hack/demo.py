@@ -168,6 +168,19 @@ def main() -> int:
             push_image(reg.url, "shop/web", ["1.3.0"])
             automator(config, "--log-level", "warning", "once")
 
+            step("a person rolls 1.3.0 back (git revert); the automator holds their choice")
+            person = tmp / "person"
+            git("clone", "-q", daemon.url("config.git"), str(person))
+            ann = {"GIT_AUTHOR_NAME": "Ann Operator", "GIT_AUTHOR_EMAIL": "ann@example.com"}
+            git("revert", "--no-edit", "HEAD", cwd=person, env=ann)
+            git("push", "-q", "origin", "HEAD:main", cwd=person)
+            before = git("rev-parse", "main", cwd=bare).strip()
+            automator(config, "--log-level", "warning", "plan")
+            automator(config, "--log-level", "warning", "once")
+            held = git("rev-parse", "main", cwd=bare).strip() == before
+            print(f"rollback kept (no new commit): {held}")
+            same = same and held
+
             step("history: the audit trail, read back from git")
             automator(config, "--log-level", "warning", "history")
             if same:
