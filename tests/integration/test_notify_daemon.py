@@ -20,6 +20,9 @@ from typing import Any
 
 import pytest
 
+from automator.config import settings_from_mapping
+from automator.engine import Engine
+from automator.notify import CycleEvents
 from tests.support.git import GitDaemon, git, make_bare_repo
 from tests.support.process import free_port, http_get, wait_until
 from tests.support.push import push_image
@@ -206,3 +209,36 @@ def test_a_push_retry_budget_that_runs_out_is_notified_and_counted(
     # the other writer's commits are all there; none of ours got through
     authors = set(git("log", "--format=%an", "main", cwd=bare).split("\n")) - {""}
     assert "Automator" not in authors
+
+
+def test_a_registry_that_cannot_be_reached_is_named_in_the_cycle_result(
+    tmp_path: Path, registry: RegistryServer
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    files = {
+        "api.yaml": MANIFEST.format(image=f"{dead}/team/api").encode(),
+        "web.yaml": MANIFEST.format(image=f"{registry.host}/team/web")
+        .replace("api", "web")
+        .encode(),
+    }
+    push_image(registry.url, "team/web", ["1.0.0"])
+    bare = make_bare_repo(tmp_path, "config.git", files)
+    settings = settings_from_mapping(
+        {
+            "git": {"url": bare.as_uri()},
+            "registries": [
+                {"host": dead, "url": f"http://{dead}", "timeout": "2s"},
+                {"host": registry.host, "url": registry.url},
+            ],
+            "workdir": str(tmp_path / "work"),
+        }
+    )
+    engine = Engine.from_settings(settings)
+    try:
+        result = engine.run_once()
+    finally:
+        engine.close()
+    assert result.registries_failed == (dead,)
+    assert any(f.transient for f in result.failures)
+    events = CycleEvents(branch="main", threshold=1).cycle(result)
+    assert events == [("registry_failing", {"host": dead, "cycles": 1})]

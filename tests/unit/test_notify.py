@@ -396,3 +396,43 @@ def test_a_missing_notification_url_variable_stops_the_start(
     )
     with pytest.raises(ConfigError, match=r"notifications\[0\]\.url_env: .*NO_SUCH_SLACK_URL"):
         load_settings(config)
+
+
+class _FailingSynchronizer:
+    """A stand-in whose every sync fails with drift found."""
+
+    def run(self, *, dry_run: bool = False) -> SyncReport:
+        from automator.sync.syncer import DriftReport
+
+        drift = [DriftReport(id="Deployment/prod/api", source="api.yaml", differences=())]
+        return SyncReport(revision="abc", result="failed", message="apply refused", drift=drift)
+
+    def interrupt(self) -> None:
+        pass
+
+
+def test_the_sync_daemon_posts_sync_failed_and_drift_found(endpoint: Endpoint) -> None:
+    from typing import cast
+
+    from automator.daemon import run_sync_daemon
+    from automator.sync import Synchronizer
+
+    settings = settings_from_mapping(
+        {
+            "git": {"url": "file:///dev/null"},
+            "sync": {"interval": "1h"},
+            "notifications": [{"kind": "webhook", "url": endpoint.url}],
+        }
+    )
+    stop = threading.Event()
+    fake = cast(Synchronizer, cast(Any, _FailingSynchronizer()))
+    daemon = threading.Thread(target=run_sync_daemon, args=(settings, fake), kwargs={"stop": stop})
+    daemon.start()
+    try:
+        wait_until(lambda: len(endpoint.requests) >= 2, timeout=60, what="two notifications")
+    finally:
+        stop.set()
+        daemon.join(timeout=60)
+    events = {r.json()["event"]: r.json() for r in endpoint.requests}
+    assert events["sync_failed"]["error"] == "apply refused"
+    assert events["drift_found"]["objects"] == ["Deployment/prod/api"]
