@@ -69,6 +69,15 @@ class _Served:
         self.registry = registry or CollectorRegistry()
         self._lock = threading.Lock()
         self._ready = False
+        self.notifications = Counter(
+            "automator_notifications",
+            "Notifications by outcome: sent, failed (given up), dropped (queue full).",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def count_notification(self, result: str) -> None:
+        self.notifications.labels(result=result).inc()
 
     @property
     def ready(self) -> bool:
@@ -419,7 +428,8 @@ def run_sync_daemon(
     # again only after releasing it.
     wanted = threading.Event()
     running = threading.Lock()
-    notifier, events = Notifier.from_settings(settings), CycleEvents.from_settings(settings)
+    notifier = Notifier.from_settings(settings, on_outcome=state.count_notification)
+    events = CycleEvents.from_settings(settings)
 
     def drain() -> None:
         while wanted.is_set() and not stop.is_set():
@@ -549,7 +559,8 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
         before_push=elector.check_may_write if elector is not None else None,
     )
     scheduler = BackgroundScheduler(timezone="UTC")
-    notifier, events = Notifier.from_settings(settings), CycleEvents.from_settings(settings)
+    notifier = Notifier.from_settings(settings, on_outcome=state.count_notification)
+    events = CycleEvents.from_settings(settings)
     cycles = Cycles(
         engine,
         state,

@@ -28,7 +28,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -90,8 +90,12 @@ class Notifier:
         attempts: int = 5,
         backoff: float = 1.0,
         max_backoff: float = 30.0,
+        on_outcome: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_outcome`` is told ``sent``, ``failed`` or ``dropped`` for every event that
+        leaves the queue (the daemon counts them in a metric)."""
         self.endpoints = tuple(endpoints)
+        self._on_outcome = on_outcome
         self._attempts, self._backoff, self._max_backoff = attempts, backoff, max_backoff
         self._queue: deque[_Item] = deque()
         self._size = queue_size
@@ -105,8 +109,10 @@ class Notifier:
             self._thread.start()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Notifier:
-        return cls(settings.notifications)
+    def from_settings(
+        cls, settings: Settings, *, on_outcome: Callable[[str], None] | None = None
+    ) -> Notifier:
+        return cls(settings.notifications, on_outcome=on_outcome)
 
     def notify(self, event: str, fields: Mapping[str, Any]) -> None:
         """Queue ``event`` for every endpoint that wants it; returns at once, never raises."""
@@ -121,6 +127,7 @@ class Notifier:
                 if len(self._queue) >= self._size:
                     old = self._queue.popleft()
                     self.dropped += 1
+                    self._outcome("dropped")
                     log.warning(
                         "notification_dropped",
                         notification=old.event,
@@ -173,6 +180,7 @@ class Notifier:
             secret = read_secret(ep.secret, key=f"notifications[{item.endpoint}].secret")
         except ConfigError as exc:
             self.failed += 1
+            self._outcome("failed")
             log.error("notification_failed", notification=item.event, endpoint=name, error=str(exc))
             return
         assert url is not None  # exactly one of url / url_env / url_file is set
@@ -211,6 +219,7 @@ class Notifier:
                 self._give_up(item, name, where, attempt, str(exc))
                 return
             self.sent += 1
+            self._outcome("sent")
             log.info(
                 "notification_sent",
                 notification=item.event,
@@ -246,6 +255,7 @@ class Notifier:
 
     def _give_up(self, item: _Item, name: str, where: str, attempts: int, error: str) -> None:
         self.failed += 1
+        self._outcome("failed")
         log.warning(
             "notification_failed",
             notification=item.event,
@@ -254,6 +264,10 @@ class Notifier:
             attempts=attempts,
             error=error,
         )
+
+    def _outcome(self, result: str) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(result)
 
     def _name(self, index: int) -> str:
         return f"notifications[{index}] {self.endpoints[index].kind}"

@@ -189,15 +189,24 @@ def test_a_push_retry_budget_that_runs_out_is_notified_and_counted(
     try:
         wait_until(lambda: bool(receiver.events("push_failed")), timeout=90, what="push_failed")
 
-        def exhausted() -> float:
+        def metric(name: str) -> float:
             status, text = http_get(f"{base}/metrics")
             assert status == 200
             for line in text.splitlines():
-                if line.startswith("automator_push_retries_exhausted_total "):
+                if line.startswith(name + " "):
                     return float(line.split()[1])
             return 0.0
 
-        wait_until(lambda: exhausted() >= 1, timeout=30, what="the exhausted-budget metric")
+        wait_until(
+            lambda: metric("automator_push_retries_exhausted_total") >= 1,
+            timeout=30,
+            what="the exhausted-budget metric",
+        )
+        wait_until(
+            lambda: metric('automator_notifications_total{result="sent"}') >= 1,
+            timeout=30,
+            what="the sent notification to be counted",
+        )
     finally:
         stop(proc)
     (headers, body), *_ = receiver.events("push_failed")
