@@ -599,6 +599,7 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
         listen=settings.http.listen,
         interval_s=settings.interval,
         webhooks_authenticated=secret is not None,
+        notifications=[n.kind for n in settings.notifications],
     )
     if secret is None:
         log.warning("webhooks_unauthenticated", fix="set http.webhook_secret_env")

@@ -436,3 +436,15 @@ def test_the_sync_daemon_posts_sync_failed_and_drift_found(endpoint: Endpoint) -
     events = {r.json()["event"]: r.json() for r in endpoint.requests}
     assert events["sync_failed"]["error"] == "apply refused"
     assert events["drift_found"]["objects"] == ["Deployment/prod/api"]
+
+
+def test_a_slack_endpoint_cannot_be_given_a_signing_secret() -> None:
+    with pytest.raises(ConfigError, match=r"notifications\[0\].*slack endpoint is not signed"):
+        _settings([{"kind": "slack", "url_env": "U", "secret_env": "S"}])
+
+
+def test_a_notification_timeout_is_a_duration() -> None:
+    s: Any = _settings([{"kind": "webhook", "url": "https://a.example", "timeout": "2s"}])
+    assert s.notifications[0].timeout == 2.0
+    with pytest.raises(ConfigError, match=r"notifications\[0\]\.timeout"):
+        _settings([{"kind": "webhook", "url": "https://a.example", "timeout": "soon"}])
