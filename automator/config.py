@@ -41,6 +41,7 @@ __all__ = [
     "GitSettings",
     "HttpSettings",
     "LeaderElectionSettings",
+    "NotificationSettings",
     "RegistrySettings",
     "SecretRef",
     "Settings",
@@ -529,6 +530,74 @@ class LeaderElectionSettings(_Model):
         return self
 
 
+NOTIFICATION_EVENTS = (
+    "update_committed",
+    "push_failed",
+    "registry_failing",
+    "registry_recovered",
+    "sync_failed",
+    "drift_found",
+)
+"""Every event :mod:`automator.notify` posts; ``notifications[].events`` picks among them."""
+
+
+class NotificationSettings(_Model):
+    """One endpoint events are posted to (``notifications[]``): a generic JSON webhook,
+    HMAC-signed when a secret is set, or a Slack-compatible incoming webhook.
+
+    A Slack URL is itself a credential, so it may come from ``url_env`` / ``url_file``.
+    """
+
+    kind: Literal["slack", "webhook"]
+    url: str | None = None
+    url_env: str | None = None
+    url_file: Path | None = None
+    secret_env: str | None = None
+    secret_file: Path | None = None
+    events: tuple[str, ...] = NOTIFICATION_EVENTS
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^/]+", url):
+            raise ValueError("the URL must start with http:// or https:// and name a host")
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _check_events(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [e for e in events if e not in NOTIFICATION_EVENTS]
+        if unknown:
+            valid = ", ".join(NOTIFICATION_EVENTS)
+            raise ValueError(f"unknown event {', '.join(unknown)}; valid events: {valid}")
+        if not events:
+            raise ValueError("list at least one event, or remove the key to get them all")
+        return events
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> NotificationSettings:
+        given = [k for k in ("url", "url_env", "url_file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "set exactly one of url, url_env or url_file"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.secret_env is not None and self.secret_file is not None:
+            raise ValueError("set secret_env or secret_file, not both")
+        if self.kind == "slack" and (self.secret_env or self.secret_file):
+            raise ValueError("a slack endpoint is not signed; remove secret_env/secret_file")
+        return self
+
+    @property
+    def url_ref(self) -> SecretRef:
+        return SecretRef(env=self.url_env, file=self.url_file)
+
+    @property
+    def secret(self) -> SecretRef:
+        return SecretRef(env=self.secret_env, file=self.secret_file)
+
+
 class Settings(_Model):
     """Everything the product needs to know, validated once."""
 
@@ -551,6 +620,13 @@ class Settings(_Model):
     )
     sync: SyncSettings = SyncSettings()
     leader_election: LeaderElectionSettings | None = None
+    notifications: tuple[NotificationSettings, ...] = ()
+    registry_failure_threshold: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="full cycles in a row a registry host must fail before registry_failing",
+    )
 
     @model_validator(mode="after")
     def _separate_clones(self) -> Settings:
@@ -714,3 +790,6 @@ def _check_secrets(settings: Settings) -> None:
         _check_signing_key(settings.git.signing)
     for i, reg in enumerate(settings.registries):
         read_secret(reg.password, key=f"registries[{i}].password")
+    for i, note in enumerate(settings.notifications):
+        read_secret(note.url_ref, key=f"notifications[{i}].url")
+        read_secret(note.secret, key=f"notifications[{i}].secret")

@@ -36,11 +36,12 @@ from prometheus_client import (
 )
 
 from automator.config import SecretRef, Settings, read_secret
-from automator.engine import Engine
+from automator.engine import CycleResult, Engine
 from automator.errors import ConfigError, ImageRefError
 from automator.images import ImageRef
 from automator.kubelease import KubeLeaseStore
 from automator.leader import Elector, LeaderElection, default_identity
+from automator.notify import CycleEvents, Notifier
 from automator.registry import RegistryMetrics
 from automator.sync import Synchronizer, SyncReport
 from automator.webhooks import (
@@ -68,6 +69,15 @@ class _Served:
         self.registry = registry or CollectorRegistry()
         self._lock = threading.Lock()
         self._ready = False
+        self.notifications = Counter(
+            "automator_notifications",
+            "Notifications by outcome: sent, failed (given up), dropped (queue full).",
+            ["result"],
+            registry=self.registry,
+        )
+
+    def count_notification(self, result: str) -> None:
+        self.notifications.labels(result=result).inc()
 
     @property
     def ready(self) -> bool:
@@ -116,6 +126,11 @@ class DaemonState(_Served):
         self.leader = Gauge(
             "automator_leader",
             "1 while this replica may write (it leads, or leader election is off), else 0.",
+            registry=self.registry,
+        )
+        self.push_exhausted = Counter(
+            "automator_push_retries_exhausted",
+            "Cycles whose every push attempt was rejected (push_retries ran out).",
             registry=self.registry,
         )
 
@@ -181,11 +196,13 @@ class Cycles:
         window: float,
         *,
         gate: Callable[[], bool] | None = None,
+        on_result: Callable[[CycleResult, bool], None] | None = None,
     ) -> None:
         """``gate`` says whether this replica may write now (leader election); cycles
-        are skipped while it says no."""
+        are skipped while it says no. ``on_result`` sees every finished cycle and whether
+        it was partial (notifications)."""
         self._engine, self._state, self._scheduler, self._window = engine, state, scheduler, window
-        self._gate = gate
+        self._gate, self._on_result = gate, on_result
         self._cycle_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: dict[RepositoryRef, None] = {}
@@ -239,6 +256,10 @@ class Cycles:
             duration=result.duration,
             partial=only is not None,
         )
+        if result.push_exhausted:
+            self._state.push_exhausted.inc()
+        if self._on_result is not None:
+            self._on_result(result, only is not None)
 
 
 class SyncDaemonState(_Served):
@@ -407,6 +428,8 @@ def run_sync_daemon(
     # again only after releasing it.
     wanted = threading.Event()
     running = threading.Lock()
+    notifier = Notifier.from_settings(settings, on_outcome=state.count_notification)
+    events = CycleEvents.from_settings(settings)
 
     def drain() -> None:
         while wanted.is_set() and not stop.is_set():
@@ -414,7 +437,9 @@ def run_sync_daemon(
                 return
             try:
                 wanted.clear()
-                state.record(synchronizer.run())
+                report = synchronizer.run()
+                state.record(report)
+                notifier.notify_all(events.sync(report))
             finally:
                 running.release()
 
@@ -444,7 +469,11 @@ def run_sync_daemon(
     server: ThreadingHTTPServer | None = None
     if settings.sync.listen is not None:
         handler = _handler(state, None, secret, git_hook=git_hook)
-        server = _serve(settings.sync.listen, handler, key="sync.listen")
+        try:
+            server = _serve(settings.sync.listen, handler, key="sync.listen")
+        except ConfigError:
+            notifier.close(0)
+            raise
 
     previous = _install_stop_signals(stop)
     log.info(
@@ -465,6 +494,7 @@ def run_sync_daemon(
         if server is not None:
             server.shutdown()
             server.server_close()
+        notifier.close()
         _restore_signals(previous)
         log.info("sync_daemon_stopped")
     return 0
@@ -529,12 +559,17 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
         before_push=elector.check_may_write if elector is not None else None,
     )
     scheduler = BackgroundScheduler(timezone="UTC")
+    notifier = Notifier.from_settings(settings, on_outcome=state.count_notification)
+    events = CycleEvents.from_settings(settings)
     cycles = Cycles(
         engine,
         state,
         scheduler,
         settings.batch_window,
         gate=elector.may_write if elector is not None else None,
+        on_result=lambda result, partial: notifier.notify_all(
+            events.cycle(result, partial=partial)
+        ),
     )
     election = None if elector is None else _election(elector, state, scheduler, cycles)
     if election is None:
@@ -545,6 +580,7 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
     except ConfigError:
         engine.close()
         _close_store(elector)
+        notifier.close(0)
         raise
 
     scheduler.add_job(
@@ -563,6 +599,7 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
         listen=settings.http.listen,
         interval_s=settings.interval,
         webhooks_authenticated=secret is not None,
+        notifications=[n.kind for n in settings.notifications],
     )
     if secret is None:
         log.warning("webhooks_unauthenticated", fix="set http.webhook_secret_env")
@@ -579,6 +616,7 @@ def run_daemon(settings: Settings, *, stop: threading.Event | None = None) -> in
         server.shutdown()
         server.server_close()
         engine.close()
+        notifier.close()
         _restore_signals(previous)
         log.info("daemon_stopped")
     return 0

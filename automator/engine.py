@@ -18,6 +18,7 @@ and the remote only ever sees complete commits.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -163,6 +164,10 @@ class CycleResult:
     revision: str | None = None
     attempts: int = 0
     duration: float = 0.0
+    push_exhausted: bool = False
+    """Every push attempt was rejected (``push_retries`` ran out); the commit stays local."""
+    registries_failed: tuple[str, ...] = ()
+    """Registry hosts a lookup failed transiently on this cycle (for notifications)."""
 
     @property
     def ok(self) -> bool:
@@ -434,6 +439,7 @@ class Engine:
             result.unchanged = evaluation.unchanged
             result.held = len(evaluation.held)
             result.failures = list(evaluation.failures)
+            result.registries_failed = _failing_registries(evaluation)
             changes = evaluation.changes
             if dry_run or not changes:
                 result.changes = changes
@@ -461,11 +467,21 @@ class Engine:
             except PushRejected as exc:
                 log.warning("push_rejected", attempt=attempt, error=str(exc))
                 if attempt == max_attempts:
+                    result.push_exhausted = True
                     raise
                 continue
             result.commit = sha
             log.info("push_succeeded", commit=sha, changes=len(changes))
             return
+
+
+def _failing_registries(evaluation: Evaluation) -> tuple[str, ...]:
+    hosts: set[str] = set()
+    for r in evaluation.results:
+        if r.failure is not None and r.failure.transient:
+            with contextlib.suppress(AutomatorError):
+                hosts.add(ImageRef.parse(r.field.repository or r.field.image).registry)
+    return tuple(sorted(hosts))
 
 
 def _key(f: ImageField) -> tuple[str, str, str]:
