@@ -288,6 +288,7 @@ def test_a_cycle_signs_its_commit_with_an_openpgp_key_that_git_and_the_synchroni
     tmp_path: Path,
     registry: RegistryServer,
     git_daemon: GitDaemon,
+    request: pytest.FixtureRequest,
     keys: dict[str, Any],
     own_tmp: Path,
 ) -> None:
@@ -305,8 +306,10 @@ def test_a_cycle_signs_its_commit_with_an_openpgp_key_that_git_and_the_synchroni
 
     assert result.ok, result.failures
     clone = world.clone()
-    verifier = tmp_path / "verifier-gnupg"
-    verifier.mkdir(mode=0o700)
+    # A short home: gpg-agent's socket path must fit in 107 bytes, which a deep pytest
+    # tmp_path under an xdist worker can exceed ("failed to start agent").
+    verifier = Path(tempfile.mkdtemp(prefix="gpgv-", dir="/tmp"))  # not $TMPDIR: checked empty
+    request.addfinalizer(lambda: shutil.rmtree(verifier, ignore_errors=True))
     _gpg(verifier, "--import", str(key.public))
     verified = subprocess.run(
         ["git", "verify-commit", "--raw", "HEAD"],
