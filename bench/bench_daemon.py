@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -126,6 +127,10 @@ def hook(port: int, repo: str, tag: str) -> None:
         resp.read()
 
 
+def _above(count: Callable[[], int], floor: int) -> Callable[[], bool]:
+    return lambda: count() > floor
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -186,7 +191,7 @@ def main() -> int:
                     push_image(reg.url, "bench/app", [f"1.{n + 1}.0"])
                     answered = time.time()  # the manifest PUT is push_image's last request
                     wait_until(
-                        lambda seen=seen: len(arrivals(pushed)) > seen,
+                        _above(lambda: len(arrivals(pushed)), seen),
                         timeout=60,
                         what=f"the commit for push {n + 1}",
                     )
@@ -242,7 +247,7 @@ def main() -> int:
                         hook(soak_port, "bench/soak", f"1.{tag}.0")
                     before = done
                     wait_until(
-                        lambda before=before: cycles(soak_port) - start_cycles > before,
+                        _above(lambda: cycles(soak_port) - start_cycles, before),
                         timeout=60,
                         what="a soak cycle",
                     )
