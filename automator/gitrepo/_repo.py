@@ -105,8 +105,30 @@ class GitRepo:
         Clones when the work tree is missing, otherwise fetches incrementally (a healthy
         clone is never re-cloned). Then checks out ``branch``, ``reset --hard`` to the
         remote tip and ``clean -ffdx``. A changed ``git.url`` is applied with set-url.
+
+        A clone a killed run (or a full disk) left corrupt (garbage index, bad refs, a
+        damaged object store) makes some step fail; when ``git fsck`` then confirms the
+        damage, the clone is thrown away and made afresh, once. A failure on an intact
+        clone (auth, unreachable remote, missing branch) is raised as it is.
         """
         env = self._env()
+        existed = (self._workdir / ".git").exists()
+        try:
+            return self._sync(env)
+        except GitError:
+            if not existed or self._intact(env):
+                raise
+        log.warning("git_workdir_broken", workdir=str(self._workdir), action="reclone")
+        shutil.rmtree(self._workdir)
+        return self._sync(env)
+
+    def _intact(self, env: GitEnv) -> bool:
+        """``git fsck`` finds the clone's refs, index and objects sound (only run after a
+        failure, since it reads every object)."""
+        args = ("fsck", "--connectivity-only", "--no-dangling", "--no-progress")
+        return self._run_status(*args, env=env).status == 0
+
+    def _sync(self, env: GitEnv) -> str:
         self._prepare_workdir(env)
         branch = self._settings.branch
         refspecs = [f"+refs/heads/{branch}:refs/remotes/{_REMOTE}/{branch}"]
